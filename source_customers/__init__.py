@@ -1,0 +1,1 @@
+"""Airbyte source for customer data from Okendo, LOKE, Malomo and Capillary."""
