@@ -51,9 +51,14 @@ Handler = Callable[..., Response]
 
 @dataclass
 class Faults:
-    """What goes wrong, and how often. `rate` is the share of requests faulted at random."""
+    """What goes wrong, and how often.
+
+    `rate` faults that share of requests at random (seeded); `every` faults each n-th request,
+    cycling through `kinds`; `scheduled` faults the next requests in order.
+    """
 
     rate: float = 0.0
+    every: int = 0
     kinds: tuple[str, ...] = ("429", "500", "502", "503")
     retry_after: str | None = "1"
     seed: int = 7
@@ -61,10 +66,14 @@ class Faults:
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+        self._count = 0
 
     def draw(self) -> str | None:
+        self._count += 1
         if self.scheduled:
             return self.scheduled.pop(0)
+        if self.every and self._count % self.every == 0:
+            return self.kinds[(self._count // self.every - 1) % len(self.kinds)]
         if self.rate and self._random.random() < self.rate:
             return self._random.choice(self.kinds)
         return None
