@@ -6,7 +6,6 @@ import sys
 from collections.abc import Sequence
 
 import orjson
-
 from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
 from airbyte_cdk.models import (
     AirbyteConnectionStatus,
@@ -41,7 +40,8 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
             if getattr(parsed, "catalog", None)
             else None
         )
-        state = ConcurrentDeclarativeSource.read_state(getattr(parsed, "state", None))
+        state_path = getattr(parsed, "state", None)
+        state = ConcurrentDeclarativeSource.read_state(state_path) if state_path else []
     except (OSError, ValueError) as error:
         return f"Could not read the command's input files: {error}"
     vendor = config.get("vendor")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from airbyte_cdk.models import ConnectorSpecification
 
 DOCUMENTATION_URL = "https://github.com/source-customers/source-customers#readme"

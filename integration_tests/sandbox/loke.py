@@ -138,7 +138,9 @@ class Api(VendorApi):
             return None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         org, expires = self.tokens.get(token, ("", 0.0)) if scheme == "Bearer" else ("", 0.0)
-        if not org or expires < time.time():
+        # One second of grace for the clock skew and latency between issuer and client, as
+        # OAuth providers allow; a client that never renews still fails after it.
+        if not org or expires + 1 < time.time():
             return Response(401)
         wanted = request.path.split("/")[2]
         if wanted == ORGANIZATION and org != ORGANIZATION:

@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test` (Python 3.11 and make only).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SOURCES := pyproject.toml $(shell find source_customers manifests -type f -not -path '*/__pycache__/*')
+
+.PHONY: install test unit integration lint demo bench clean
+
+# A regular (not editable) install: the tests run the package as a wheel would ship it.
+$(INSTALLED): $(SOURCES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+test: lint
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest unit_tests
+
+integration: install
+	$(BIN)/pytest integration_tests
+
+lint: install
+	$(BIN)/ruff check source_customers
+	$(BIN)/mypy source_customers
+
+demo: install
+	$(BIN)/python -m scripts.demo
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .demo .pytest_cache .mypy_cache .ruff_cache
