@@ -5,8 +5,8 @@ This module is injected as-is into the platform's `source-declarative-manifest` 
 `airbyte_cdk`, and every component is stateless: one retriever is shared by all threads.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the platform's runner executes this file as a
+# module it has not registered yet, and dataclasses cannot resolve string annotations there.
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass
 from typing import Any

@@ -198,3 +198,10 @@ class Api(VendorApi):
 
 
 SECRETS = (ACCESS_TOKEN, OTHER_ORG_TOKEN, CLIENT_SECRET)
+
+# A small organization for the standard tests: every stream non-empty, few requests.
+SMALL = {"customers": 60, "page_size": 25}
+
+
+def invalid_config(url: str) -> dict[str, Any]:
+    return config(url, credentials={"auth_type": "access_token", "access_token": "not-a-token"})
