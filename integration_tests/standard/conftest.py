@@ -11,8 +11,6 @@ import pytest
 
 from integration_tests.sandbox import VENDORS, start
 
-pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
-
 HERE = Path(__file__).parent
 
 
