@@ -1,0 +1,75 @@
+"""The package around the manifests: vendor dispatch, the combined spec, manifest validity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
+    ConcurrentDeclarativeSource,
+)
+from source_customers.run import main
+from source_customers.vendors import VENDORS, combined_spec, load_manifest
+
+CONTRACT_SECRETS = {"loke": [("credentials", "access_token"), ("credentials", "client_secret")],
+                    "okendo": [("api_key",)], "malomo": [("api_key",)],
+                    "capillary": [("credentials", "password"), ("credentials", "client_secret")]}
+
+
+def messages(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_every_manifest_validates_against_the_cdk_schema(vendor: str) -> None:
+    # Construction validates the manifest against declarative_component_schema.yaml.
+    ConcurrentDeclarativeSource(source_config=load_manifest(vendor), config={"vendor": vendor})
+
+
+def test_spec_needs_no_config_and_has_one_branch_per_vendor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spec"]) == 0
+    (message,) = messages(capsys)
+    spec = message["spec"]["connectionSpecification"]
+    assert spec["properties"]["vendor"]["enum"] == list(VENDORS)
+    assert [b["properties"]["vendor"]["const"] for b in spec["oneOf"]] == list(VENDORS)
+    assert all("vendor" in b["required"] for b in spec["oneOf"])
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_spec_branch_is_the_manifest_spec_with_secrets_marked(vendor: str) -> None:
+    (branch,) = [b for b in combined_spec().connectionSpecification["oneOf"]
+                 if b["properties"]["vendor"]["const"] == vendor]
+    own = load_manifest(vendor)["spec"]["connection_specification"]
+    assert set(branch["properties"]) == set(own["properties"])
+    for path in CONTRACT_SECRETS[vendor]:
+        node = branch["properties"][path[0]]
+        for step in path[1:]:
+            node = next(o["properties"][step] for o in node["oneOf"] if step in o["properties"])
+        assert node.get("airbyte_secret") is True, f"{vendor}: {'.'.join(path)} is not secret"
+
+
+@pytest.mark.parametrize(("config", "says"), [
+    ({}, "'vendor' is missing"),
+    ({"vendor": "shopify"}, "'vendor' is 'shopify'"),
+])
+def test_config_without_a_known_vendor_fails_check_naming_the_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], says: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert main(["check", "--config", str(path)]) == 0
+    (message,) = messages(capsys)
+    assert message["connectionStatus"]["status"] == "FAILED"
+    assert says in message["connectionStatus"]["message"]
+
+
+def test_unreadable_config_fails_read_with_a_trace_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    assert main(["read", "--config", str(path), "--catalog", str(path)]) == 1
+    (message,) = messages(capsys)
+    assert message["trace"]["error"]["failure_type"] == "config_error"
+    assert "Could not read" in message["trace"]["error"]["message"]
