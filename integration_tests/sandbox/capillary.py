@@ -1,0 +1,325 @@
+"""Capillary's CRM API v2 as documented (vendor-docs/capillary-*.md, FACTS.md).
+
+Customers are reached one at a time: `GET /v2/customers/lookup/customerDetails` by `source`,
+`identifierName`, `identifierValue`, `accountId` (needed for every source but INSTORE) and
+`embed`; there is no list endpoint. Auth is either Basic with the md5 hex of the till's
+password, or a token from `POST /v3/oauth/token/generate` sent as `X-CAP-API-OAUTH-TOKEN`,
+which lives `ttlSeconds`. Errors live in the body, `{"errors": [{"status": false, "code",
+"message"}], "warnings": []}`, with HTTP 200 as often as not: 8015 ("Customer not found for the
+given identifiers") comes with 200 and with 400 here in turn. 403 means API v2 is not enabled
+for the till; 461 (search busy) and 521 (concurrent action on the customer) ask for a retry;
+429 answers a key over its per-minute budget (no Retry-After: it is undocumented).
+`PUT /v2/customers/lookup` updates the customer an identifier finds (the seed page).
+
+Codes other than 8015 are undocumented; where an error needs one, the sandbox uses 8003 and
+says so in the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import secrets
+import time
+from collections import defaultdict
+from typing import Any
+
+from integration_tests.sandbox import seed
+from integration_tests.sandbox.server import Request, Response, VendorApi
+
+USERNAME = "store.sandbox.server"
+PASSWORD = "Sändbox-till-pass-7f3a"  # non-ASCII on purpose: the md5 is of its UTF-8 bytes
+NO_V2_USERNAME = "store.sandbox.legacy"
+NO_V2_PASSWORD = "legacy-till-pass-51c9"
+CLIENT_KEY = "CapSandboxClientKey0000001"
+CLIENT_SECRET = "capSandboxClientSecretQ9vX2mL7pR4tZ8wY1kE6"
+ACCOUNT_ID = "100458"  # the sandbox's one MARTJACK account
+IDENTIFIER_NAMES = ("mobile", "email", "externalId", "cardnumber", "wechat", "martjackId", "fbId")
+SOURCES = ("INSTORE", "ECOMMERCE", "MARTJACK", "WECHAT", "ALL")
+NOT_FOUND = {"status": False, "code": 8015,
+             "message": "Customer not found for the given identifiers"}
+
+
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def basic_header(username: str, password: str) -> str:
+    """The header Capillary expects: the md5 of the password, never the password itself."""
+    return base64.b64encode(f"{username}:{md5(password)}".encode()).decode()
+
+
+def unknown_mobiles(count: int) -> list[str]:
+    """Well-formed mobile numbers that no sandbox customer has (their prefix is never seeded)."""
+    return [f"9100000{n:05d}" for n in range(count)]
+
+
+def config(url: str, **extra: Any) -> dict[str, Any]:
+    """A connector config for this sandbox: a few known mobiles, a few unknown, one twice."""
+    # Seeding is sequential: the first customers are the same in every sandbox size.
+    r = seed.rng("capillary")
+    known = [Api.identifier(Api._customer(r, n), "mobile") for n in range(6)]
+    return {
+        "vendor": "capillary",
+        "base_url": url,
+        "credentials": {"auth_type": "basic", "username": USERNAME, "password": PASSWORD},
+        "identifier_name": "mobile",
+        "identifiers": [*known[:3], *unknown_mobiles(2), known[0], *known[3:]],
+        **extra,
+    }
+
+
+def invalid_config(url: str) -> dict[str, Any]:
+    return config(url, credentials={"auth_type": "basic", "username": USERNAME,
+                                    "password": "not-the-password"})
+
+
+def oauth() -> dict[str, str]:
+    return {"auth_type": "oauth", "client_key": CLIENT_KEY, "client_secret": CLIENT_SECRET}
+
+
+def error(status: int, code: int, message: str) -> Response:
+    return Response(status, {"errors": [{"status": False, "code": code, "message": message}],
+                             "warnings": []})
+
+
+class Api(VendorApi):
+    name = "capillary"
+
+    def __init__(self, customers: int = 200, token_ttl: int = 3600,
+                 not_found_statuses: tuple[int, ...] = (200, 400),
+                 token_error_status: int = 401, per_window: int = 0,
+                 rate_window: float = 60.0) -> None:
+        super().__init__()
+        self.token_ttl = token_ttl
+        self.not_found_statuses = not_found_statuses
+        self.token_error_status = token_error_status
+        self.per_window = per_window  # requests per key per rate_window; 0: unlimited
+        self.rate_window = rate_window
+        self.tills = {USERNAME: (md5(PASSWORD), True), NO_V2_USERNAME: (md5(NO_V2_PASSWORD), False)}
+        self.tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self.issued_tokens = 0
+        self.misses = 0
+        self._windows: dict[str, list[float]] = defaultdict(list)
+        r = seed.rng("capillary")
+        self.customers: list[dict[str, Any]] = [self._customer(r, n) for n in range(customers)]
+        self.route("POST", "/v3/oauth/token/generate", self.generate_token)
+        self.route("GET", "/v2/customers/lookup/customerDetails", self.lookup)
+        self.route("PUT", "/v2/customers/lookup", self.update)
+
+    # --- data ---------------------------------------------------------------------------
+    @staticmethod
+    def _customer(r: Any, n: int) -> dict[str, Any]:
+        given, family = seed.person(r)
+        created = seed.moment(r)
+        stamp = created.strftime("%Y-%m-%dT%H:%M:%S+05:30")
+        mobile = f"91{r.choice('6789')}{r.randrange(10**8, 10**9)}"
+        identifiers = [{"type": "mobile", "value": mobile}]
+        if r.random() < 0.85:
+            identifiers.append({"type": "email", "value": seed.email(r, given, family, n)})
+        if r.random() < 0.6:  # leading zeros: an identifier that must stay a string
+            identifiers.append({"type": "externalId", "value": f"00{r.randrange(10**6, 10**7)}"})
+        instore = {
+            "firstName": given, "lastName": family, "source": "INSTORE", "accountId": "",
+            "userId": 500000 + n, "autoUpdateTime": stamp,
+            "identifiers": identifiers,
+            "commChannels": [{"type": i["type"], "value": i["value"], "primary": True,
+                              "verified": r.random() < 0.7, "meta": {"residence": False}}
+                             for i in identifiers if i["type"] in ("mobile", "email")],
+            "fields": {"city": r.choice(["Bengaluru", "Zürich", "São Paulo", "東京"])},
+        }
+        customer: dict[str, Any] = {
+            "id": 565000000 + n * 7,
+            "profiles": [instore],
+            "loyaltyInfo": {
+                "loyaltyType": r.choice(["loyalty", "non_loyalty"]),
+                "lifetimePurchases": round(r.uniform(0, 90000), 2),
+                "attributionV2": {
+                    "createDate": stamp,
+                    "createdBy": {"code": USERNAME, "id": 75154317, "name": USERNAME,
+                                  "type": "TILL"},
+                    "createdFromSource": "instore",
+                },
+            },
+            "extendedFields": seed.maybe(r, {
+                "gender": r.choice(["Female", "Male"]),
+                "dob_date": f"{r.randrange(1950, 2006)}-0{r.randrange(1, 10)}-1{r.randrange(9)}",
+            }),
+            "associatedWith": seed.maybe(r, "store.bengaluru.1", 0.3),
+            "warnings": seed.maybe(r, [{"status": False, "code": 8069,
+                                        "message": "Customer email is not verified"}], 0.2) or [],
+        }
+        if r.random() < 0.3:
+            card = f"{r.randrange(10**11, 10**12)}"
+            customer["cardDetails"] = [{"cardNumber": card, "cardId": 9000 + n,
+                                        "seriesName": "Gold", "issuedDate": stamp}]
+        if r.random() < 0.25:
+            customer["profiles"].append({
+                "firstName": given, "lastName": family, "source": "MARTJACK",
+                "accountId": ACCOUNT_ID, "userId": 700000 + n, "autoUpdateTime": stamp,
+                "identifiers": [{"type": "martjackId", "value": f"MJ-{n:05d}"}, identifiers[0]],
+            })
+        return {k: v for k, v in customer.items() if v is not None}
+
+    @staticmethod
+    def identifier(customer: dict[str, Any], name: str) -> str | None:
+        """The customer's value of identifier `name`, on any profile, or None."""
+        if name == "cardnumber":
+            cards = customer.get("cardDetails") or [{}]
+            return cards[0].get("cardNumber")
+        for profile in customer["profiles"]:
+            for item in profile["identifiers"]:
+                if item["type"] == name:
+                    return str(item["value"])
+        return None
+
+    def find(self, name: str, value: str, source: str = "INSTORE",
+             account_id: str = "") -> dict[str, Any] | None:
+        """The customer a lookup finds, as the API resolves it (source and account matter)."""
+        for customer in self.customers:
+            if name == "cardnumber":
+                if self.identifier(customer, name) == value and source in ("INSTORE", "ALL"):
+                    return customer
+                continue
+            for profile in customer["profiles"]:
+                on_source = source == "ALL" or (
+                    profile["source"] == source
+                    and (source == "INSTORE" or profile["accountId"] == account_id))
+                if on_source and {"type": name, "value": value} in profile["identifiers"]:
+                    return customer
+        return None
+
+    def expected_ids(self, name: str, values: list[str], source: str = "INSTORE",
+                     account_id: str = "") -> list[int]:
+        found = (self.find(name, v, source, account_id) for v in dict.fromkeys(values))
+        return [c["id"] for c in found if c]
+
+    # --- auth ---------------------------------------------------------------------------
+    def generate_token(self, request: Request) -> Response:
+        body = request.json() if request.body else {}
+        if not isinstance(body, dict) or not body.get("key") or not body.get("secret"):
+            return Response(400, {"data": None, "errors": [
+                {"code": 8003, "message": "key and secret are required (sandbox code)"}]})
+        if (body["key"], body["secret"]) != (CLIENT_KEY, CLIENT_SECRET):
+            return Response(self.token_error_status, {"data": None, "errors": [
+                {"code": 401, "message": "Invalid client key or secret"}]})
+        token = "eyJraWQiOiJzYW5kYm94In0." + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = time.time() + self.token_ttl
+            self.issued_tokens += 1
+        return Response(200, {"data": {"accessToken": token, "ttlSeconds": self.token_ttl},
+                              "errors": None})
+
+    def _caller(self, request: Request) -> tuple[str | None, bool]:
+        """Who is calling (a till or a token), and whether API v2 is enabled for them."""
+        token = request.headers.get("x-cap-api-oauth-token")
+        if token:
+            expires = self.tokens.get(token, 0.0)
+            # One second of grace for clock skew and latency; a client that never renews
+            # still fails after it.
+            return (token, True) if expires + 1 >= time.time() else (None, False)
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Basic":
+            return None, False
+        try:
+            username, _, digest = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return None, False
+        known, v2 = self.tills.get(username, ("", False))
+        return (username, v2) if known and digest == known else (None, False)
+
+    def authenticate(self, request: Request) -> Response | None:
+        if request.path == "/v3/oauth/token/generate":
+            return None
+        caller, v2 = self._caller(request)
+        if caller is None:
+            return error(401, 401, "Invalid credentials or token")
+        if not v2:
+            return error(403, 403, "API v2 access is not enabled for this till")
+        return None
+
+    def rate_limit(self, request: Request) -> Response | None:
+        if not self.per_window or request.path == "/v3/oauth/token/generate":
+            return None
+        key = self._caller(request)[0] or ""
+        now = time.time()
+        with self.lock:
+            window = [t for t in self._windows[key] if t > now - self.rate_window]
+            window.append(now)
+            self._windows[key] = window
+            over = len(window) > self.per_window
+        return error(429, 429, "Rate limit exceeded for this key") if over else None
+
+    def fault_response(self, kind: str) -> Response:
+        if kind == "461":
+            return error(461, 461, "Search is busy, please retry")
+        if kind == "521":
+            return error(521, 521, "Another action on this customer is in progress")
+        if kind == "200-error":
+            return error(200, 8003, "Request could not be processed (sandbox code)")
+        return super().fault_response(kind)
+
+    # --- endpoints ----------------------------------------------------------------------
+    def _lookup_query(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        q = request.query
+        source, name, value = q.get("source", ""), q.get("identifierName", ""), q.get(
+            "identifierValue")
+        if source not in SOURCES:
+            return None, error(400, 8003, f"Invalid source '{source}' (sandbox code)")
+        if name not in IDENTIFIER_NAMES or not value:
+            return None, error(400, 8003, "Invalid identifierName or value (sandbox code)")
+        # Without accountId a source other than INSTORE finds no one: 8015, as documented.
+        found = self.find(name, value, source, q.get("accountId", ""))
+        if found is None:
+            with self.lock:
+                status = self.not_found_statuses[self.misses % len(self.not_found_statuses)]
+                self.misses += 1
+            return None, Response(status, {"errors": [NOT_FOUND], "warnings": []})
+        return found, None
+
+    def lookup(self, request: Request) -> Response:
+        found, failed = self._lookup_query(request)
+        if failed or found is None:
+            return failed or Response(500)
+        customer = copy.deepcopy(found)
+        embed = {e.strip().lower() for e in request.query.get("embed", "").split(",") if e}
+        if "mlp" in embed or "points" in embed:
+            customer["loyaltyProgramDetails"] = [{
+                "programId": 1483, "programTitle": "Default Program", "currentSlab": "Gold",
+                "slabSNo": 2, "loyaltyPoints": float(customer["id"] % 5000),
+                "lifetimePoints": float(customer["id"] % 9000), "redeemed": 0.0, "expired": 0.0,
+            }]
+        if "segments" in embed:
+            customer["segments"] = {"RFM": {"segmentName": "RFM", "partition": "Champions"}}
+        return Response(200, customer)
+
+    def update(self, request: Request) -> Response:
+        """`PUT /v2/customers/lookup`: profile, channels, extended fields, loyalty type."""
+        found, failed = self._lookup_query(request)
+        if failed or found is None:
+            return failed or Response(500)
+        body = request.json() or {}
+        with self.lock:
+            if body.get("loyaltyType") in ("loyalty", "non_loyalty"):
+                found["loyaltyInfo"]["loyaltyType"] = body["loyaltyType"]
+            found.setdefault("extendedFields", {}).update(body.get("extendedFields") or {})
+            profile = found["profiles"][0]
+            for change in body.get("profiles") or []:
+                for key in ("firstName", "lastName"):
+                    if key in change:
+                        profile[key] = change[key]
+                profile["fields"].update(change.get("fields") or {})
+                for item in change.get("identifiers") or []:
+                    if item not in profile["identifiers"]:
+                        profile["identifiers"].append(item)
+            for channel in body.get("commChannels") or []:
+                kept = [c for c in profile["commChannels"] if c["type"] != channel.get("type")]
+                profile["commChannels"] = [*kept, channel]
+        return Response(200, {"createdId": found["id"], "warnings": []})
+
+
+# What the shared runner and standard tests serve: small, still with hits and misses.
+SMALL: dict[str, Any] = {"customers": 40}
+SECRETS = (PASSWORD, md5(PASSWORD), basic_header(USERNAME, PASSWORD), NO_V2_PASSWORD,
+           md5(NO_V2_PASSWORD), basic_header(NO_V2_USERNAME, NO_V2_PASSWORD), CLIENT_SECRET)
