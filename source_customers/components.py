@@ -228,12 +228,12 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 )
             except requests.RequestException as error:
                 problem = str(error)
-                time.sleep(2 ** (attempt + 1))
+                time.sleep(2**attempt)
                 continue
             if response.status_code in _RETRY_STATUSES:
                 problem = f"HTTP {response.status_code}"
                 wait = response.headers.get("Retry-After", "")
-                time.sleep(min(float(wait), 300.0) if wait.isdigit() else 2 ** (attempt + 1))
+                time.sleep(min(float(wait), 300.0) if wait.isdigit() else 2**attempt)
                 continue
             try:
                 answer = response.json()

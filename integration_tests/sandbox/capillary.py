@@ -56,16 +56,17 @@ def unknown_mobiles(count: int) -> list[str]:
 
 
 def config(url: str, **extra: Any) -> dict[str, Any]:
-    """A connector config for this sandbox: a few known mobiles, a few unknown, one twice."""
+    """A connector config for this sandbox: 25 known mobiles, 3 unknown, one listed twice."""
     # Seeding is sequential: the first customers are the same in every sandbox size.
     r = seed.rng("capillary")
-    known = [Api.identifier(Api._customer(r, n), "mobile") for n in range(6)]
+    known = [Api.identifier(Api._customer(r, n), "mobile") for n in range(25)]
+    missing = unknown_mobiles(3)
     return {
         "vendor": "capillary",
         "base_url": url,
         "credentials": {"auth_type": "basic", "username": USERNAME, "password": PASSWORD},
         "identifier_name": "mobile",
-        "identifiers": [*known[:3], *unknown_mobiles(2), known[0], *known[3:]],
+        "identifiers": [*known[:3], *missing[:2], known[0], *known[3:], missing[2]],
         **extra,
     }
 
