@@ -1,0 +1,294 @@
+"""Okendo's Enterprise API as documented (vendor-docs/okendo-customers.md, FACTS.md).
+
+Served under the `/enterprise` base path and nowhere else (a path without it is a 404);
+Basic auth (user ID : API key); the `okendo-api-version` header required; no list of
+customers: `POST /customer_lookup` turns an e-mail address into a customer ID (404 with
+`{"error": {"description"}}` for an unknown address), then `GET /customers/{id}`,
+`/profiles` and `/activities`. Lists are paged by `limit` (1-100, default 25) and a
+`nextUrl` that is relative to the base path and carries `lastEvaluated`, URL-encoded JSON
+that must come back exactly as it was sent (else 400). A token bucket answers a burst with
+429 and Retry-After; tests switch it on, off, or tune it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from integration_tests.sandbox import seed
+from integration_tests.sandbox.server import Request, Response, VendorApi
+
+BASE_PATH = "/enterprise"
+USER_ID = "okendo-sandbox-user-3c1f"
+API_KEY = "0kSandboxApiKey7d2e9a41b5c60f8aa"  # 32 characters, as Okendo's are
+API_VERSION = "2025-02-01"
+DEFAULT_CUSTOMERS = 40
+# Addresses no sandbox customer has: a lookup answers 404.
+UNKNOWN_EMAILS = ("nobody.here@example.com", "zoë.ghost@example.org")
+NAMESPACES = ("okendo", "reviews", "quiz", "loyalty", "shopify", "préférences")
+ACTIVITY_TITLES = ("Left a review", "Answered a question", "Uploaded a photo 📷",
+                   "Earned 100 points", "Redeemed a reward", "Took the skin quiz",
+                   "Posted a Q&A answer", "Abonnement bestätigt")
+
+
+def email_of(n: int) -> str:
+    """Customer n's address: the same whatever the store's size, so configs need no Api."""
+    r = seed.rng(f"okendo-email-{n}")
+    given, family = seed.person(r)
+    return seed.email(r, given, family, n)
+
+
+def mixed_emails(known: int = DEFAULT_CUSTOMERS) -> list[str]:
+    """Known addresses, unknown ones, and duplicates (exact and in another letter case)."""
+    emails = [email_of(n) for n in range(known)]
+    duplicates = [emails[0], emails[min(1, known - 1)].upper()] if emails else []
+    return [*emails[:known // 2], UNKNOWN_EMAILS[0], *duplicates, *emails[known // 2:],
+            UNKNOWN_EMAILS[1]]
+
+
+def config(url: str, **extra: Any) -> dict[str, Any]:
+    """A connector config for this sandbox (the API root includes `/enterprise`)."""
+    return {
+        "vendor": "okendo",
+        "base_url": url + BASE_PATH,
+        "user_id": USER_ID,
+        "api_key": API_KEY,
+        "customer_emails": mixed_emails(),
+        **extra,
+    }
+
+
+def invalid_config(url: str) -> dict[str, Any]:
+    return config(url, api_key="not-the-api-key-00000000000000000")
+
+
+def encode_uri_component(text: str) -> str:
+    """As JavaScript's encodeURIComponent (Okendo runs on Node): `{"` -> `%7B%22`."""
+    return quote(text, safe="-_.!~*'()")
+
+
+class Api(VendorApi):
+    name = "okendo"
+
+    def __init__(self, customers: int = DEFAULT_CUSTOMERS, page_cap: int | None = None,
+                 rate_per_second: float | None = None, burst: int = 5) -> None:
+        super().__init__()
+        self.page_cap = page_cap  # the most items a page holds, whatever `limit` asks for
+        self.issued_cursors: dict[str, int] = {}  # lastEvaluated as sent -> next offset
+        self.throttled = 0  # 429s answered
+        self.set_rate_limit(rate_per_second, burst)
+        self.customers: dict[str, dict[str, Any]] = {}  # customerId -> details
+        self.profiles: dict[str, list[dict[str, Any]]] = {}
+        self.activities: dict[str, list[dict[str, Any]]] = {}
+        for n in range(customers):
+            self._add_customer(n)
+        self.route("POST", BASE_PATH + "/customer_lookup", self.customer_lookup)
+        cid = "(?P<cid>[^/]+)"
+        self.route("GET", f"{BASE_PATH}/customers/{cid}", self.get_customer)
+        self.route("GET", f"{BASE_PATH}/customers/{cid}/profiles", self.list_profiles)
+        self.route("GET", f"{BASE_PATH}/customers/{cid}/activities", self.list_activities)
+
+    # --- data ---------------------------------------------------------------------------
+    def _add_customer(self, n: int) -> None:
+        r = seed.rng(f"okendo-customer-{n}")
+        given, family = seed.person(seed.rng(f"okendo-email-{n}"))
+        customer_id = seed.uuid4(r)
+        first = seed.moment(r)
+        details = {
+            "email": email_of(n),
+            "givenName": given,
+            "familyName": family,
+            "avatarUrl": seed.maybe(r, f"https://cdn.okendo.io/avatars/{customer_id}.jpg", 0.5),
+            "dateFirstActive": seed.iso(first, millis=True),
+            "dateLastActive": seed.maybe(r, seed.iso(seed.moment(r, first, 200), millis=True)),
+            "location": seed.maybe(r, {"country": r.choice(["Australia", "Deutschland", "日本",
+                                                          "United States", "Ísland"]),
+                                       "zoneCode": seed.maybe(r, r.choice(["VIC", "NSW", "BY",
+                                                                           "CA", "13"]))}, 0.7),
+        }
+        self.customers[customer_id] = {k: v for k, v in details.items() if v is not None}
+        self.profiles[customer_id] = [
+            {"namespace": ns, "properties": self._properties(r)}
+            for ns in sorted(r.sample(NAMESPACES, r.choice((0, 1, 2, 3, 6))))
+        ]
+        self.activities[customer_id] = sorted(
+            (self._activity(r, seed.moment(r) + timedelta(milliseconds=r.randrange(1000)))
+             for _ in range(r.choice((0, 1, 4, 9, 30)))),
+            key=lambda a: (a["date"], a["activityId"]), reverse=True)
+
+    @staticmethod
+    def _properties(r: Any) -> list[dict[str, Any]]:
+        """One property of each type, values as strings; a few that do not parse as typed."""
+        candidates = [
+            ("acceptsMarketing", "boolean", r.choice(["true", "false", "TRUE", "yes"])),
+            ("reviewCount", "number", r.choice(["3", "12.5", "-1", "1e3", "n/a"])),
+            ("skinType", "string", r.choice(["oily", "dry", "sensibel 🌿"])),
+            ("favouriteColours", "string-list",
+             r.choice(['["red","blue"]', '["grün"]', "[]", "red, blue"])),
+            ("lastOrderDate", "date", seed.iso(seed.moment(r), millis=True)),
+            ("birthday", "date-components",
+             r.choice(['{"month":5,"day":17}', '{"year":1990,"month":1,"day":2}', "17/05"])),
+            ("location", "location",
+             r.choice(['{"country":"Australia","zoneCode":"VIC","city":"Melbourne"}',
+                       '{"country":"日本"}', "somewhere"])),
+            ("avatar", "image", "https://cdn.okendo.io/images/" + seed.ulid(r) + ".png"),
+        ]
+        chosen = r.sample(candidates, r.randrange(1, len(candidates) + 1))
+        return [{"name": name, "value": value, "valueType": kind,
+                 "date": seed.iso(seed.moment(r), millis=True)} for name, kind, value in chosen]
+
+    @staticmethod
+    def _activity(r: Any, when: datetime) -> dict[str, Any]:
+        activity = {"activityId": seed.uuid4(r), "namespace": r.choice(NAMESPACES[:4]),
+                    "date": seed.iso(when, millis=True), "title": seed.maybe(r, r.choice(ACTIVITY_TITLES), 0.9)}
+        return {k: v for k, v in activity.items() if v is not None}
+
+    def customer_id_of(self, email: str) -> str | None:
+        wanted = email.casefold()
+        return next((cid for cid, c in self.customers.items() if c["email"].casefold() == wanted),
+                    None)
+
+    def ids_for(self, emails: list[str]) -> list[str]:
+        """The customers a config's addresses reach: each once, unknown addresses dropped."""
+        found = (self.customer_id_of(e) for e in emails)
+        return list(dict.fromkeys(cid for cid in found if cid))
+
+    # --- changes a test makes between syncs ---------------------------------------------
+    def add_activities(self, customer_ids: list[str], when: datetime | None = None) -> list[str]:
+        """One new activity for each customer, dated `when` (default now); returns their ids."""
+        r = seed.rng(f"okendo-new-{len(self.requests)}")
+        stamp = when or datetime.now(timezone.utc) - timedelta(seconds=1)
+        added = []
+        with self.lock:
+            for cid in customer_ids:
+                activity = self._activity(r, stamp)
+                self.activities[cid].insert(0, activity)
+                added.append(activity["activityId"])
+        return added
+
+    # --- rate limit: a token bucket ------------------------------------------------------
+    def set_rate_limit(self, per_second: float | None, burst: int = 5) -> None:
+        """`per_second` None switches the limit off."""
+        with self.lock:
+            self.rate_per_second = per_second
+            self.burst = burst
+            self._tokens = float(burst)
+            self._refilled = time.monotonic()
+
+    def rate_limit(self, request: Request) -> Response | None:
+        with self.lock:
+            if not self.rate_per_second:
+                return None
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate_per_second)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return None
+            self.throttled += 1
+            wait = max(1, math.ceil((1 - self._tokens) / self.rate_per_second))
+        return Response(429, {"error": {"description": "Too many requests"}},
+                        {"Retry-After": str(wait)})
+
+    # --- auth ---------------------------------------------------------------------------
+    def authenticate(self, request: Request) -> Response | None:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            user, _, key = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user = key = ""
+        if scheme != "Basic" or (user, key) != (USER_ID, API_KEY):
+            return Response(401)
+        if not request.headers.get("okendo-api-version"):
+            return _error(400, "The okendo-api-version header is required.")
+        return None
+
+    # --- paging -------------------------------------------------------------------------
+    def _page(self, request: Request, cid: str, kind: str, items: list[dict[str, Any]],
+              key: str) -> Response:
+        try:
+            limit = int(request.query.get("limit", "25"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return _error(400, "limit must be an integer between 1 and 100.")
+        offset = 0
+        raw = _raw_param(request.raw_query, "lastEvaluated")
+        if raw is not None:
+            with self.lock:
+                offset = self.issued_cursors.get(raw, -1)
+            if offset < 0:
+                return _error(400, "lastEvaluated is not a cursor this API issued.")
+        size = min(limit, self.page_cap or limit)
+        page = items[offset:offset + size]
+        body: dict[str, Any] = {kind: page}
+        if offset + size < len(items):
+            last = page[-1]
+            cursor = json.dumps({"customerId": cid, "sortKey": f"{kind}#{last[key]}"},
+                                separators=(",", ":"), ensure_ascii=False)
+            encoded = encode_uri_component(cursor)
+            with self.lock:
+                self.issued_cursors[encoded] = offset + size
+            params = f"lastEvaluated={encoded}&limit={limit}"
+            if "namespace" in request.query:
+                params += "&namespace=" + encode_uri_component(request.query["namespace"])
+            body["nextUrl"] = f"/customers/{cid}/{kind}?{params}"  # relative to /enterprise
+        return Response(200, body)
+
+    # --- endpoints ----------------------------------------------------------------------
+    def customer_lookup(self, request: Request) -> Response:
+        try:
+            email = request.json().get("email")
+        except (ValueError, AttributeError):
+            email = None
+        if not isinstance(email, str) or "@" not in email:
+            return _error(400, "email must be an e-mail address.")
+        cid = self.customer_id_of(email)
+        if cid is None:
+            return _error(404, "No customer was found with the provided email address.")
+        return Response(200, {"customerId": cid})
+
+    def get_customer(self, request: Request, cid: str) -> Response:
+        customer = self.customers.get(cid)
+        return Response(200, customer) if customer else _error(404, "Customer not found.")
+
+    def list_profiles(self, request: Request, cid: str) -> Response:
+        if cid not in self.customers:
+            return _error(404, "Customer not found.")
+        profiles = self.profiles[cid]
+        if "namespace" in request.query:
+            profiles = [p for p in profiles if p["namespace"] == request.query["namespace"]]
+        return self._page(request, cid, "profiles", profiles, "namespace")
+
+    def list_activities(self, request: Request, cid: str) -> Response:
+        if cid not in self.customers:
+            return _error(404, "Customer not found.")
+        with self.lock:
+            activities = list(self.activities[cid])
+        if "namespace" in request.query:
+            activities = [a for a in activities if a["namespace"] == request.query["namespace"]]
+        return self._page(request, cid, "activities", activities, "activityId")
+
+
+def _error(status: int, description: str) -> Response:
+    return Response(status, {"error": {"description": description}})
+
+
+def _raw_param(raw_query: str, name: str) -> str | None:
+    """A query parameter exactly as it came over the wire, not decoded."""
+    for part in raw_query.split("&"):
+        key, _, value = part.partition("=")
+        if key == name:
+            return value
+    return None
+
+
+SECRETS = (API_KEY,)
+
+# A small store for the standard tests: every stream non-empty, few requests.
+SMALL = {"customers": 12}

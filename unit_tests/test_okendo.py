@@ -1,0 +1,297 @@
+"""Okendo: one test per documented behaviour (vendor-docs/okendo-customers.md, FACTS.md)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+from conftest import check, ids, read, source, transcript
+
+from airbyte_cdk.models import Status, SyncMode
+from source_customers.components import okendo_mask_email, okendo_typed_value
+
+BASE = "https://api.okendo.io/enterprise"
+LOOKUP = f"{BASE}/customer_lookup"
+USER = "okendo-user-1"
+KEY = "okendo-api-key-0123456789abcdef01"
+ZOE, MATEO, GHOST = "zoe.muller@example.com", "mateo.garcia@example.com", "nobody@example.com"
+DIRECTORY = {ZOE: "c-zoe", MATEO: "c-mateo"}
+
+
+def config(*emails: str, **extra: Any) -> dict[str, Any]:
+    return {"vendor": "okendo", "user_id": USER, "api_key": KEY,
+            "customer_emails": list(emails or (ZOE,)), **extra}
+
+
+def lookup(directory: dict[str, str] = DIRECTORY) -> dict[str, Any]:
+    """Okendo's lookup: the customer ID for a known address, 404 otherwise."""
+    def respond(request: Any, context: Any) -> dict[str, Any]:
+        found = directory.get(request.json()["email"].lower())
+        if found is None:
+            context.status_code = 404
+            return {"error": {"description": "No customer was found with the provided email address."}}
+        return {"customerId": found}
+    return {"json": respond}
+
+
+def customer(cid: str) -> dict[str, Any]:
+    # Okendo's customer object has no ID of its own: the connector adds it.
+    return {"email": f"{cid}@example.com", "givenName": "Zoë", "familyName": "Müller",
+            "dateFirstActive": "2022-01-18T02:21:20.380Z", "location": {"country": "Australia"}}
+
+
+def serve_customers(requests_mock: Any, directory: dict[str, str] = DIRECTORY) -> None:
+    requests_mock.post(LOOKUP, **lookup(directory))
+    for cid in set(directory.values()):
+        requests_mock.get(f"{BASE}/customers/{cid}", json=customer(cid))
+
+
+def lookups(requests_mock: Any) -> list[str]:
+    return [r.json()["email"] for r in requests_mock.request_history if r.url == LOOKUP]
+
+
+def logs(output: Any) -> list[str]:
+    return [m.log.message for m in output.logs]
+
+
+def activity(n: int, date: str) -> dict[str, Any]:
+    return {"activityId": f"a{n}", "namespace": "reviews", "date": date, "title": "Left a review"}
+
+
+def test_every_request_sends_basic_auth_and_the_api_version(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    requests_mock.get(f"{BASE}/customers/c-zoe/profiles", json={"profiles": []})
+    requests_mock.get(f"{BASE}/customers/c-zoe/activities", json={"activities": []})
+    read(config(), "customers", "customer_profiles", "customer_activities")
+    basic = "Basic " + base64.b64encode(f"{USER}:{KEY}".encode()).decode()
+    sent = requests_mock.request_history
+    assert {r.url.split("?")[0].rsplit("/", 1)[-1] for r in sent} >= {
+        "customer_lookup", "c-zoe", "profiles", "activities"}
+    assert all(r.headers["Authorization"] == basic for r in sent)
+    assert all(r.headers["okendo-api-version"] == "2025-02-01" for r in sent)
+
+
+def test_customer_is_looked_up_by_email_then_read_and_carries_id_and_email(
+        requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    output = read(config(ZOE), "customers")
+    (record,) = [m.record.data for m in output.records]
+    assert requests_mock.request_history[0].json() == {"email": ZOE}
+    # The looked-up address arrives intact, although it is redacted from every log line.
+    assert record == {**customer("c-zoe"), "customerId": "c-zoe", "email": ZOE}
+
+
+def test_unknown_address_is_skipped_and_counted_in_the_log_masked(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    output = read(config(ZOE, GHOST, MATEO), "customers")
+    assert sorted(ids(output, "customers", "customerId")) == ["c-mateo", "c-zoe"]
+    assert not output.errors
+    lines = logs(output)
+    assert any("no customer with the e-mail address n***@example.com" in line for line in lines)
+    assert any("3 configured e-mail addresses" in line and "1 with no Okendo customer" in line
+               for line in lines)
+    assert GHOST not in transcript(output)
+
+
+def test_duplicate_addresses_are_looked_up_once_whatever_their_case(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    output = read(config(ZOE, ZOE.upper(), MATEO, ZOE), "customers")
+    assert lookups(requests_mock) == [ZOE, MATEO]
+    assert sorted(ids(output, "customers", "customerId")) == ["c-mateo", "c-zoe"]
+    assert any("2 of them duplicates" in line for line in logs(output))
+
+
+def test_two_addresses_of_one_customer_read_it_once(requests_mock: Any) -> None:
+    serve_customers(requests_mock, {ZOE: "c-zoe", "zoe.alias@example.com": "c-zoe"})
+    output = read(config(ZOE, "zoe.alias@example.com"), "customers")
+    assert ids(output, "customers", "customerId") == ["c-zoe"]
+
+
+@pytest.mark.parametrize("entry", ["not-an-email", "zoe@", "@example.com", "zoe muller@example.com",
+                                   "zoe@example", "zoe@@example.com"])
+def test_entry_that_is_not_an_email_fails_check_naming_it(tmp_path: Any, entry: str) -> None:
+    output = check(config(ZOE, entry), tmp_path)
+    status = output.connection_status_messages[0].connectionStatus
+    assert status.status == Status.FAILED
+    assert repr(entry) in status.message
+
+
+def test_next_url_resolves_under_enterprise_with_last_evaluated_as_sent(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    link = "/customers/c-zoe/profiles?lastEvaluated=%7B%22sortKey%22%3A%22profile%23quiz%22%7D&limit=100"
+    naive = requests_mock.get(urljoin(BASE, link), json={"profiles": []})
+    requests_mock.get(f"{BASE}/customers/c-zoe/profiles", [
+        {"json": {"profiles": [{"namespace": "okendo", "properties": []}], "nextUrl": link}},
+        {"json": {"profiles": [{"namespace": "quiz", "properties": []}]}},
+    ])
+    output = read(config(), "customer_profiles")
+    assert ids(output, "customer_profiles", "customerId", "namespace") == [
+        ("c-zoe", "okendo"), ("c-zoe", "quiz")]
+    pages = [r.url for r in requests_mock.request_history if "/profiles" in r.url]
+    assert pages == [f"{BASE}/customers/c-zoe/profiles?limit=100", BASE + link]
+    # A plain URL join drops /enterprise: that request would have found nothing.
+    assert urljoin(BASE, link).startswith("https://api.okendo.io/customers/")
+    assert not naive.called
+
+
+def test_limit_100_is_asked_once_and_the_next_url_is_followed_verbatim(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    link = "/customers/c-zoe/activities?lastEvaluated=%7B%22n%22%3A1%7D&limit=25"
+    requests_mock.get(f"{BASE}/customers/c-zoe/activities", [
+        {"json": {"activities": [activity(1, "2024-01-01T00:00:00.000Z")], "nextUrl": link}},
+        {"json": {"activities": [activity(2, "2024-01-02T00:00:00.000Z")]}},
+    ])
+    output = read(config(), "customer_activities")
+    assert ids(output, "customer_activities", "activityId") == ["a1", "a2"]
+    pages = [r.url for r in requests_mock.request_history if "/activities" in r.url]
+    assert pages == [f"{BASE}/customers/c-zoe/activities?limit=100", BASE + link]
+
+
+def test_profile_properties_keep_value_and_gain_typed_value(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    properties = [
+        {"name": "acceptsMarketing", "value": "true", "valueType": "boolean"},
+        {"name": "reviewCount", "value": "12.5", "valueType": "number"},
+        {"name": "colours", "value": '["red","grün"]', "valueType": "string-list"},
+        {"name": "home", "value": '{"country":"Australia","zoneCode":"VIC"}', "valueType": "location"},
+        {"name": "birthday", "value": '{"month":5,"day":17}', "valueType": "date-components"},
+        {"name": "lastOrder", "value": "2022-01-18T02:21:20.380Z", "valueType": "date"},
+        {"name": "age", "value": "about thirty", "valueType": "number"},
+    ]
+    requests_mock.get(f"{BASE}/customers/c-zoe/profiles",
+                      json={"profiles": [{"namespace": "quiz", "properties": properties}]})
+    (record,) = [m.record.data for m in read(config(), "customer_profiles").records]
+    assert record["customerId"] == "c-zoe"
+    assert [p["value"] for p in record["properties"]] == [p["value"] for p in properties]
+    assert [p["typedValue"] for p in record["properties"]] == [
+        True, 12.5, ["red", "grün"], {"country": "Australia", "zoneCode": "VIC"},
+        {"month": 5, "day": 17}, "2022-01-18T02:21:20.380Z", "about thirty"]
+
+
+@pytest.mark.parametrize(("value_type", "value", "typed"), [
+    ("boolean", "FALSE", False),
+    ("boolean", "yes", "yes"),
+    ("number", "42", 42),
+    ("number", "-1e3", -1000.0),
+    ("number", "NaN", "NaN"),
+    ("number", "1e999", "1e999"),
+    ("number", "true", "true"),
+    ("number", "", ""),
+    ("string-list", "red, blue", "red, blue"),
+    ("string-list", '{"a": 1}', '{"a": 1}'),
+    ("location", "[1, 2]", "[1, 2]"),
+    ("date-components", "17/05", "17/05"),
+    ("string", "42", "42"),
+    ("image", "https://cdn.okendo.io/a.png", "https://cdn.okendo.io/a.png"),
+    ("a-type-added-later", "x", "x"),
+    ("number", None, None),
+    ("boolean", True, True),
+])
+def test_unparseable_values_stay_as_sent_never_an_error(
+        value_type: str, value: Any, typed: Any) -> None:
+    assert okendo_typed_value(value, value_type) == typed
+
+
+def test_masked_address_keeps_first_letter_and_domain() -> None:
+    assert okendo_mask_email("zoe.muller@example.com") == "z***@example.com"
+    assert okendo_mask_email("no-at-sign") == "***"
+
+
+def test_activities_read_incrementally_keep_only_the_new(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    url = f"{BASE}/customers/c-zoe/activities"
+    old = [activity(2, "2024-02-01T10:00:00.250Z"), activity(1, "2024-01-01T10:00:00.000Z")]
+    requests_mock.get(url, json={"activities": old})
+    first = read(config(), "customer_activities", sync_mode=SyncMode.incremental)
+    assert sorted(ids(first, "customer_activities", "activityId")) == ["a1", "a2"]
+    state = first.most_recent_state.stream_state.__dict__
+    assert "2024-02-01T10:00:00.250" in json.dumps(state)
+    assert ZOE not in json.dumps(state)  # the partition holds the customer ID, not the address
+
+    requests_mock.get(url, json={"activities": [activity(3, "2024-03-01T00:00:00.000Z"), *old]})
+    second = read(config(), "customer_activities", sync_mode=SyncMode.incremental,
+                  state={"customer_activities": state})
+    # The newest activity already read may come again (same date): at least once, never older.
+    assert set(ids(second, "customer_activities", "activityId")) - {"a2"} == {"a3"}
+
+
+def test_address_added_since_the_last_sync_gets_its_whole_history(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    requests_mock.get(f"{BASE}/customers/c-zoe/activities",
+                      json={"activities": [activity(1, "2024-06-01T00:00:00.000Z")]})
+    requests_mock.get(f"{BASE}/customers/c-mateo/activities",
+                      json={"activities": [activity(9, "2023-05-01T00:00:00.000Z")]})
+    first = read(config(ZOE), "customer_activities", sync_mode=SyncMode.incremental)
+    state = first.most_recent_state.stream_state.__dict__
+    second = read(config(ZOE, MATEO), "customer_activities", sync_mode=SyncMode.incremental,
+                  state={"customer_activities": state})
+    # Mateo's activity is older than Zoë's cursor, but Mateo was never read before.
+    assert "a9" in ids(second, "customer_activities", "activityId")
+
+
+def test_first_incremental_sync_honours_start_date(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    requests_mock.get(f"{BASE}/customers/c-zoe/activities", json={"activities": [
+        activity(2, "2024-06-02T00:00:00.000Z"), activity(1, "2023-12-31T23:59:59.999Z")]})
+    output = read(config(start_date="2024-01-01T00:00:00Z"), "customer_activities",
+                  sync_mode=SyncMode.incremental)
+    assert ids(output, "customer_activities", "activityId") == ["a2"]
+
+
+def test_429_is_retried_honouring_retry_after(requests_mock: Any,
+                                              _no_backoff_sleep: list[float]) -> None:
+    requests_mock.post(LOOKUP, [{"status_code": 429, "headers": {"Retry-After": "3"}},
+                                {"json": {"customerId": "c-zoe"}}])
+    requests_mock.get(f"{BASE}/customers/c-zoe", [
+        {"status_code": 429, "headers": {"Retry-After": "1"}}, {"json": customer("c-zoe")}])
+    assert ids(read(config(), "customers"), "customers", "customerId") == ["c-zoe"]
+    # The CDK waits the header's seconds plus one.
+    assert [w for w in _no_backoff_sleep if w >= 1] == [4, 2]
+
+
+def test_wrong_credentials_fail_check_without_key_or_address(requests_mock: Any,
+                                                            tmp_path: Any) -> None:
+    requests_mock.post(LOOKUP, status_code=401)
+    output = check(config(), tmp_path)
+    status = output.connection_status_messages[0].connectionStatus
+    assert status.status == Status.FAILED
+    assert "rejected the credentials" in status.message
+    text = transcript(output)
+    assert KEY not in text
+    assert ZOE not in text  # the CDK's error log quotes the request body; the address is redacted
+
+
+def test_lookup_refused_as_invalid_fails_with_okendo_reason(requests_mock: Any) -> None:
+    requests_mock.post(LOOKUP, status_code=400,
+                       json={"error": {"description": "email must be a valid email address"}})
+    output = read(config(), "customers")
+    assert "email must be a valid email address" in output.get_formatted_error_message()
+
+
+def test_customer_removed_since_lookup_is_skipped_in_every_stream(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    gone = {"status_code": 404, "json": {"error": {"description": "Customer not found."}}}
+    for path in ("c-mateo", "c-mateo/profiles", "c-mateo/activities"):
+        requests_mock.get(f"{BASE}/customers/{path}", **gone)
+    requests_mock.get(f"{BASE}/customers/c-zoe/profiles",
+                      json={"profiles": [{"namespace": "quiz", "properties": []}]})
+    requests_mock.get(f"{BASE}/customers/c-zoe/activities",
+                      json={"activities": [activity(1, "2024-01-01T00:00:00.000Z")]})
+    output = read(config(ZOE, MATEO), "customers", "customer_profiles", "customer_activities")
+    assert not output.errors
+    assert ids(output, "customers", "customerId") == ["c-zoe"]
+    assert ids(output, "customer_profiles", "customerId", "namespace") == [("c-zoe", "quiz")]
+    assert ids(output, "customer_activities", "activityId") == ["a1"]
+
+
+def test_streams_keys_and_cursor_as_the_contract_says() -> None:
+    catalog = source(config()).discover(None, config())  # type: ignore[arg-type]
+    streams = {s.name: s for s in catalog.streams}
+    assert streams["customers"].source_defined_primary_key == [["customerId"]]
+    assert streams["customer_profiles"].source_defined_primary_key == [["customerId"], ["namespace"]]
+    assert streams["customer_activities"].source_defined_primary_key == [["activityId"]]
+    assert streams["customer_activities"].default_cursor_field == ["date"]
+    assert SyncMode.incremental not in streams["customers"].supported_sync_modes
