@@ -1,0 +1,228 @@
+"""Malomo's customers API as documented (vendor-docs/malomo-customer.md, FACTS.md).
+
+Bare JSON arrays in a stable order (the order records were created in); `next=<id>` returns
+the records after that id and `prev=<id>` those before it (FACTS.md: the events, orders and
+webhooks pages agree on this reading); an empty array ends. The docs give no page size, so
+the server's is fixed per sandbox. `Authorization: Bearer sk_...`, the version header
+`Accept: application/vnd.malomo+json; version=2`, and errors as
+`{"code", "message", "request_id", "status"}` with a fresh request_id each time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from integration_tests.sandbox import seed
+from integration_tests.sandbox.server import Request, Response, VendorApi
+
+API_KEY = "sk_sandbox_malomo_3b9f71c2"
+PUBLISHABLE_KEY = "pk_sandbox_malomo_0c4d2e8a"  # a real key of the wrong kind
+ACCEPT = "application/vnd.malomo+json; version=2"
+
+EVENT_TYPES = (
+    ("ShopifyOrderFulfilled", "Order #{n} fulfilled"),
+    ("ShopifyOrderCreated", "Order #{n} placed"),
+    ("ShipmentDelivered", "Order #{n} delivered 📦"),
+    ("ShipmentInTransit", "Order #{n} on its way"),
+    ("EmailOpened", "Opened “Your order is out for delivery”"),
+)
+
+
+def config(url: str, **extra: Any) -> dict[str, Any]:
+    """A connector config for this sandbox."""
+    return {"vendor": "malomo", "base_url": url, "api_key": API_KEY, **extra}
+
+
+class Api(VendorApi):
+    name = "malomo"
+
+    def __init__(self, customers: int = 300, page_size: int = 100,
+                 event_page_size: int | None = None, ignore_cursor: bool = False) -> None:
+        super().__init__()
+        self.errors: list[dict[str, Any]] = []  # every error body sent, for request_id checks
+        self.page_size = page_size
+        self.event_page_size = page_size if event_page_size is None else event_page_size
+        # Stands in for an API that does not honour `next`: the first page, whatever is asked.
+        self.ignore_cursor = ignore_cursor
+        self._random = seed.rng("malomo")
+        self._orders = 1000
+        self.customers: list[dict[str, Any]] = [self._customer(n) for n in range(customers)]
+        # Events per customer id, in creation order; about a third of customers have none.
+        self.events: dict[str, list[dict[str, Any]]] = {
+            c["id"]: self._events(c) for c in self.customers}
+        self.route("GET", "/customers", self.list_customers)
+        self.route("GET", "/customers/(?P<cid>[^/]+)", self.get_customer)
+        self.route("GET", "/customers/(?P<cid>[^/]+)/events", self.list_events)
+
+    # --- data ---------------------------------------------------------------------------
+    def _customer(self, n: int, when: datetime | None = None) -> dict[str, Any]:
+        r = self._random
+        given, family = seed.person(r)
+        created = when or seed.moment(r)
+        updated = when or seed.moment(r, created, 60)
+        record = {
+            "created_at": seed.iso(created),
+            "email": seed.maybe(r, seed.email(r, given, family, n), 0.9),
+            "first_name": seed.maybe(r, given, 0.95),
+            "id": seed.uuid4(r),
+            "last_name": seed.maybe(r, family, 0.9),
+            "phone_number": seed.maybe(
+                r, f"555-{r.randrange(100, 1000)}-{r.randrange(1000, 10000)}", 0.6),
+            "updated_at": seed.iso(updated),
+        }
+        return {k: v for k, v in record.items() if v is not None}
+
+    def _event(self, created: datetime) -> dict[str, Any]:
+        r = self._random
+        kind, label = r.choice(EVENT_TYPES)
+        self._orders += 1
+        order_id = str(r.randrange(10**12, 10**13))
+        record = {
+            "created_at": seed.iso(created),
+            "id": seed.uuid4(r),
+            "label": label.format(n=self._orders),
+            "link_back_url": seed.maybe(
+                r, f"https://goodest-boi.myshopify.com/admin/orders/{order_id}", 0.7),
+            "properties": {"shopify_order": {"id": order_id}} if "Order" in kind else {},
+            # Epoch seconds: when it happened, which may be before Malomo recorded it.
+            "timestamp": int((created - timedelta(seconds=r.randrange(0, 600))).timestamp()),
+            "type": kind,
+            "updated_at": seed.iso(created),
+        }
+        return {k: v for k, v in record.items() if v is not None}
+
+    def _events(self, customer: dict[str, Any]) -> list[dict[str, Any]]:
+        r = self._random
+        count = r.choice((0, 0, 1, 2, 3, 5))
+        start = datetime.strptime(customer["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=timezone.utc)
+        moments = sorted(seed.moment(r, start, 90) for _ in range(count))
+        return [self._event(m) for m in moments]
+
+    def all_events(self) -> list[tuple[str, str]]:
+        """(customer_id, event id) of every event."""
+        with self.lock:
+            return [(cid, e["id"]) for cid, events in self.events.items() for e in events]
+
+    # --- changes a test makes between syncs ---------------------------------------------
+    def touch(self, count: int, when: datetime | None = None) -> list[str]:
+        """Updates `count` customers now (their updated_at moves); returns their ids."""
+        stamp = seed.iso(when or datetime.now(timezone.utc))
+        with self.lock:
+            changed = self.customers[5::41][:count]
+            for customer in changed:
+                customer["updated_at"] = stamp
+                customer["first_name"] = customer.get("first_name", "") + "·"
+        return [c["id"] for c in changed]
+
+    def add_events(self, count: int, when: datetime | None = None) -> list[tuple[str, str]]:
+        """Records `count` new events now, the first for a customer who had none yet;
+        returns their (customer_id, id)."""
+        moment = when or datetime.now(timezone.utc)
+        with self.lock:
+            without = [c["id"] for c in self.customers if not self.events[c["id"]]]
+            with_some = [c["id"] for c in self.customers if self.events[c["id"]]]
+            owners = (without[:1] + with_some[3::29])[:count]
+            added = []
+            for cid in owners:
+                event = self._event(moment)
+                self.events[cid].append(event)
+                added.append((cid, event["id"]))
+        return added
+
+    def add_customer(self, events: int = 1, when: datetime | None = None) -> str:
+        """A new customer, created now with `events` events; returns its id."""
+        moment = when or datetime.now(timezone.utc)
+        with self.lock:
+            customer = self._customer(len(self.customers), moment)
+            self.customers.append(customer)
+            self.events[customer["id"]] = [self._event(moment) for _ in range(events)]
+        return str(customer["id"])
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        """An error in Malomo's documented shape, with a request_id of its own."""
+        body = {"code": code, "message": message,
+                "request_id": "req_" + secrets.token_hex(8), "status": status}
+        with self.lock:
+            self.errors.append(body)
+        return Response(status, body)
+
+    # --- auth and version ---------------------------------------------------------------
+    def authenticate(self, request: Request) -> Response | None:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not key:
+            return self.error(401, "unauthorized", "Missing API key")
+        if key != API_KEY:
+            # A publishable key is a real key, but not one that may read customers.
+            if key == PUBLISHABLE_KEY:
+                return self.error(401, "unauthorized", "A secret key (sk_) is required")
+            return self.error(401, "unauthorized", "Invalid API key")
+        accept = request.headers.get("accept", "")
+        if "application/vnd.malomo+json" not in accept:
+            return self.error(406, "not_acceptable", f"Requests must accept {ACCEPT}")
+        if "version=2" not in accept.replace(" ", ""):
+            return self.error(406, "unsupported_version", "Unsupported API version; use version=2")
+        return None
+
+    def fault_response(self, kind: str) -> Response:
+        if kind == "html":
+            return super().fault_response(kind)
+        messages = {"403": ("forbidden", "This API key may not read customers"),
+                    "429": ("rate_limited", "Too many requests"),
+                    "500": ("internal_error", "Something went wrong"),
+                    "502": ("bad_gateway", "Bad gateway"),
+                    "503": ("service_unavailable", "Service temporarily unavailable")}
+        code, message = messages.get(kind, ("internal_error", "Something went wrong"))
+        response = self.error(int(kind), code, message)
+        if kind == "429" and self.faults.retry_after:
+            response.headers["Retry-After"] = self.faults.retry_after
+        return response
+
+    # --- paging -------------------------------------------------------------------------
+    def _page(self, request: Request, items: list[dict[str, Any]], size: int) -> Response:
+        after, before = request.query.get("next"), request.query.get("prev")
+        if self.ignore_cursor or (after is None and before is None):
+            return Response(200, items[:size])
+        ids = [item["id"] for item in items]
+        cursor = after if after is not None else before
+        if cursor not in ids:
+            return self.error(400, "invalid_cursor", f"Unknown cursor {cursor!r}")
+        at = ids.index(cursor)
+        if after is not None:
+            return Response(200, items[at + 1:at + 1 + size])
+        return Response(200, items[max(0, at - size):at])
+
+    # --- endpoints ----------------------------------------------------------------------
+    def _find(self, cid: str) -> dict[str, Any] | None:
+        return next((c for c in self.customers if c["id"] == cid), None)
+
+    def list_customers(self, request: Request) -> Response:
+        with self.lock:
+            items = list(self.customers)
+        return self._page(request, items, self.page_size)
+
+    def get_customer(self, request: Request, cid: str) -> Response:
+        with self.lock:
+            customer = self._find(cid)
+        if customer is None:
+            return self.error(404, "not_found", "Customer not found")
+        return Response(200, customer)
+
+    def list_events(self, request: Request, cid: str) -> Response:
+        with self.lock:
+            if self._find(cid) is None:
+                return self.error(404, "not_found", "Customer not found")
+            items = list(self.events[cid])
+        return self._page(request, items, self.event_page_size)
+
+
+SECRETS = (API_KEY, PUBLISHABLE_KEY)
+
+# A small account for the standard tests: every stream non-empty, few requests.
+SMALL = {"customers": 40, "page_size": 15}
+
+
+def invalid_config(url: str) -> dict[str, Any]:
+    return config(url, api_key="sk_not_a_valid_key")
