@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from integration_tests.sandbox import capillary, loke, malomo
+from integration_tests.sandbox import capillary, loke, malomo, okendo
 from integration_tests.sandbox.server import Server, VendorApi
 
-VENDORS: dict[str, ModuleType] = {"loke": loke, "capillary": capillary, "malomo": malomo}
+VENDORS: dict[str, ModuleType] = {"loke": loke, "okendo": okendo, "capillary": capillary,
+                                  "malomo": malomo}
 
 
 def start(api: VendorApi) -> Server:
