@@ -1,0 +1,239 @@
+"""Okendo end to end: the installed CLI against the Okendo sandbox over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from integration_tests.cli import Output, assert_same_keys, catalog_for, run
+from integration_tests.sandbox import okendo
+from integration_tests.sandbox.server import Server
+
+STREAMS = ("customers", "customer_profiles", "customer_activities")
+
+
+@pytest.fixture
+def api() -> okendo.Api:
+    return okendo.Api(customers=16)
+
+
+@pytest.fixture
+def url(serve: Callable[[okendo.Api], Server], api: okendo.Api) -> str:
+    return serve(api).url
+
+
+def emails(api: okendo.Api) -> list[str]:
+    """Every customer's address, two unknown ones, and duplicates in two spellings."""
+    return okendo.mixed_emails(len(api.customers))
+
+
+def expected(api: okendo.Api, addresses: list[str]) -> dict[str, list[Any]]:
+    ids = api.ids_for(addresses)
+    return {
+        "customers": ids,
+        "customer_profiles": [(c, p["namespace"]) for c in ids for p in api.profiles[c]],
+        "customer_activities": [a["activityId"] for c in ids for a in api.activities[c]],
+    }
+
+
+def keys(output: Output) -> dict[str, list[Any]]:
+    return {"customers": output.keys("customers", "customerId"),
+            "customer_profiles": output.keys("customer_profiles", "customerId", "namespace"),
+            "customer_activities": output.keys("customer_activities", "activityId")}
+
+
+def assert_exactly(output: Output, wanted: dict[str, list[Any]]) -> None:
+    got = keys(output)
+    for stream in wanted:
+        assert_same_keys(got[stream], wanted[stream])
+
+
+def read_all(url: str, incremental: bool = False, state: list[dict[str, Any]] | None = None,
+             streams: tuple[str, ...] = (), **config: Any) -> Output:
+    cfg = okendo.config(url, **config)
+    catalog = catalog_for(run("discover", cfg), *streams, incremental=incremental)
+    output = run("read", cfg, catalog, state)
+    assert output.returncode == 0, output.errors or output.stderr[-2000:]
+    return output
+
+
+def test_spec_covers_okendo_fields_without_config() -> None:
+    output = run("spec")
+    assert output.returncode == 0
+    spec = output.of_type("SPEC")[0]["spec"]["connectionSpecification"]
+    (branch,) = [b for b in spec["oneOf"] if b["properties"]["vendor"]["const"] == "okendo"]
+    assert {"user_id", "api_key", "customer_emails", "base_url", "start_date",
+            "num_workers"} <= set(branch["properties"])
+    assert set(branch["required"]) == {"vendor", "user_id", "api_key", "customer_emails"}
+    assert branch["properties"]["api_key"]["airbyte_secret"] is True
+    assert branch["properties"]["base_url"]["default"] == "https://api.okendo.io/enterprise"
+
+
+def test_check_succeeds(url: str, api: okendo.Api) -> None:
+    output = run("check", okendo.config(url, customer_emails=emails(api)))
+    assert output.connection_status["status"] == "SUCCEEDED"
+
+
+def test_check_with_wrong_api_key_fails_readably_showing_no_key_or_address(url: str) -> None:
+    output = run("check", okendo.invalid_config(url))
+    assert output.returncode == 0
+    assert output.connection_status["status"] == "FAILED"
+    assert "rejected the credentials" in output.connection_status["message"]
+    assert "Traceback" not in output.stdout
+    assert okendo.invalid_config(url)["api_key"] not in output.text
+    assert not [e for e in okendo.config(url)["customer_emails"] if e in output.text]
+
+
+def test_entry_that_is_not_an_email_fails_check_naming_it(url: str, api: okendo.Api) -> None:
+    output = run("check", okendo.config(url, customer_emails=[*emails(api), "zoë at example"]))
+    assert output.connection_status["status"] == "FAILED"
+    assert "'zoë at example'" in output.connection_status["message"]
+    assert api.requests == []  # refused before anything is sent
+
+
+def test_discover_lists_streams_keys_and_cursor(url: str) -> None:
+    (message,) = run("discover", okendo.config(url)).of_type("CATALOG")
+    streams = {s["name"]: s for s in message["catalog"]["streams"]}
+    assert streams["customers"]["source_defined_primary_key"] == [["customerId"]]
+    assert streams["customer_profiles"]["source_defined_primary_key"] == [["customerId"],
+                                                                          ["namespace"]]
+    assert streams["customer_activities"]["source_defined_primary_key"] == [["activityId"]]
+    assert streams["customer_activities"]["default_cursor_field"] == ["date"]
+    assert "incremental" in streams["customer_activities"]["supported_sync_modes"]
+
+
+def test_read_of_known_unknown_and_duplicate_addresses_under_429s_is_exact(
+        url: str, api: okendo.Api) -> None:
+    api.set_rate_limit(200, burst=10)  # Okendo's token bucket, scaled up to keep this quick
+    api.set_faults(every=40, kinds=("429",))  # and a 429 every 40 requests on any machine
+    addresses = emails(api)
+    output = read_all(url, customer_emails=addresses)
+    assert len(api.requests) > 80  # so at least two 429s besides the bucket's
+    assert_exactly(output, expected(api, addresses))
+    # Records as Okendo sent them, plus the ID and the address they were looked up by.
+    by_id = {r["customerId"]: r for r in output.records("customers")}
+    for cid, details in api.customers.items():
+        assert by_id[cid] == {**details, "customerId": cid}
+    # Duplicates were looked up once per stream that reads customers (three here).
+    lookups = [r for r in api.requests if r.path.endswith("/customer_lookup")]
+    assert len({r.body for r in lookups}) == len(api.customers) + len(okendo.UNKNOWN_EMAILS)
+    # Each unknown address: skipped, counted, and named only masked.
+    logs = "\n".join(output.logs())
+    assert "n***@example.com (HTTP 404); skipped it" in logs
+    assert f"{len(addresses)} configured e-mail addresses, 2 of them duplicates" in logs
+    assert "2 with no Okendo customer (skipped)" in logs
+    assert not [e for e in okendo.UNKNOWN_EMAILS if e in output.text]
+    assert okendo.API_KEY not in output.text
+    assert all(r.headers.get("okendo-api-version") == okendo.API_VERSION for r in api.requests)
+
+
+def test_next_url_pages_resolve_under_enterprise_where_a_naive_join_finds_nothing(
+        serve: Callable[[okendo.Api], Server]) -> None:
+    api = okendo.Api(customers=16, page_cap=2)  # every list of more than 2 items is paged
+    url = serve(api).url
+    addresses = emails(api)
+    output = read_all(url, streams=("customer_profiles", "customer_activities"),
+                      customer_emails=addresses)
+    assert_exactly(output, {k: v for k, v in expected(api, addresses).items() if k != "customers"})
+    followed = [r for r in api.requests if "lastEvaluated=" in r.raw_query]
+    assert len(followed) > 20
+    # Nothing outside the base path was asked for; the sandbox serves nothing there.
+    assert all(r.path.startswith("/enterprise/") for r in api.requests)
+    # What a plain URL join of base_url and nextUrl asks for: a 404 (which the connector
+    # treats as "customer gone"), i.e. every later page silently lost.
+    sample = followed[0]
+    next_url = sample.path.removeprefix("/enterprise") + "?" + sample.raw_query
+    naive = requests.get(urljoin(url + "/enterprise", next_url), timeout=10,
+                         auth=(okendo.USER_ID, okendo.API_KEY),
+                         headers={"okendo-api-version": okendo.API_VERSION})
+    assert naive.status_code == 404
+    # And the sandbox holds lastEvaluated to the bytes it sent: passed as a query parameter
+    # again (so encoded twice), it is refused.
+    cursor = sample.raw_query.split("lastEvaluated=")[1].split("&")[0]
+    refused = requests.get(url + sample.path, params={"lastEvaluated": cursor, "limit": 100},
+                           timeout=10, auth=(okendo.USER_ID, okendo.API_KEY),
+                           headers={"okendo-api-version": okendo.API_VERSION})
+    assert "%257B" in str(refused.url)
+    assert refused.status_code == 400
+
+
+def test_incremental_activities_second_sync_reads_only_what_is_new(
+        url: str, api: okendo.Api) -> None:
+    addresses = emails(api)
+    first = read_all(url, incremental=True, streams=("customer_activities",),
+                     customer_emails=addresses)
+    assert_exactly(first, {"customer_activities": expected(api, addresses)["customer_activities"]})
+    ids = api.ids_for(addresses)
+    # The newest activity of each customer is the saved cursor: it may come again.
+    boundary = [api.activities[c][0]["activityId"] for c in ids if api.activities[c]]
+    added = api.add_activities(ids[::3])
+    second = read_all(url, incremental=True, state=first.final_state(),
+                      streams=("customer_activities",), customer_emails=addresses)
+    got = second.keys("customer_activities", "activityId")
+    assert set(added) <= set(got) <= set(added) | set(boundary)
+    assert len(got) == len(set(got))
+
+
+def test_address_added_between_syncs_gets_its_whole_history(url: str, api: okendo.Api) -> None:
+    everyone = emails(api)
+    ids = api.ids_for(everyone)
+    newcomer = next(c for c in ids if len(api.activities[c]) > 1)
+    before = [e for e in everyone if api.customer_id_of(e) != newcomer]
+    first = read_all(url, incremental=True, streams=("customer_activities",),
+                     customer_emails=before)
+    second = read_all(url, incremental=True, state=first.final_state(),
+                      streams=("customer_activities",), customer_emails=everyone)
+    history = [a["activityId"] for a in api.activities[newcomer]]
+    assert set(history) <= set(second.keys("customer_activities", "activityId"))
+
+
+def test_first_incremental_sync_honours_start_date(url: str, api: okendo.Api) -> None:
+    start = "2024-06-01T00:00:00Z"
+    addresses = emails(api)
+    output = read_all(url, incremental=True, streams=("customer_activities",),
+                      customer_emails=addresses, start_date=start)
+    wanted = [a["activityId"] for c in api.ids_for(addresses) for a in api.activities[c]
+              if a["date"] >= start]
+    assert_same_keys(output.keys("customer_activities", "activityId"), wanted)
+
+
+def test_profiles_keep_values_as_sent_and_add_typed_values(url: str, api: okendo.Api) -> None:
+    output = read_all(url, streams=("customer_profiles",), customer_emails=emails(api))
+    served = {(c, p["namespace"]): p for c, profiles in api.profiles.items() for p in profiles}
+    checked = 0
+    for record in output.records("customer_profiles"):
+        sent = served[(record["customerId"], record["namespace"])]["properties"]
+        assert [{k: v for k, v in p.items() if k != "typedValue"}
+                for p in record["properties"]] == sent
+        for prop in record["properties"]:
+            checked += 1
+            if prop["valueType"] == "number" and prop["value"] == "12.5":
+                assert prop["typedValue"] == 12.5
+            if prop["valueType"] == "boolean" and prop["value"] == "yes":
+                assert prop["typedValue"] == "yes"
+    assert checked > 20
+
+
+@pytest.mark.slow
+def test_sync_under_the_documented_rate_limit_finishes(serve: Callable[[okendo.Api], Server]) -> None:
+    # About 2 requests a second with a small burst, as Okendo documents; a small store keeps
+    # this to some twenty seconds.
+    api = okendo.Api(customers=5, rate_per_second=2, burst=4)
+    url = serve(api).url
+    addresses = emails(api)
+    output = read_all(url, customer_emails=addresses)
+    assert api.throttled > 0
+    assert_exactly(output, expected(api, addresses))
+
+
+@pytest.mark.slow
+def test_sync_of_a_few_hundred_customers_finishes(serve: Callable[[okendo.Api], Server]) -> None:
+    api = okendo.Api(customers=300, rate_per_second=400, burst=40)
+    url = serve(api).url
+    addresses = emails(api)
+    output = read_all(url, customer_emails=addresses)
+    assert_exactly(output, expected(api, addresses))
