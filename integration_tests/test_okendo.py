@@ -219,7 +219,8 @@ def test_profiles_keep_values_as_sent_and_add_typed_values(url: str, api: okendo
 
 
 @pytest.mark.slow
-def test_sync_under_the_documented_rate_limit_finishes(serve: Callable[[okendo.Api], Server]) -> None:
+def test_sync_under_the_documented_rate_limit_finishes(
+        serve: Callable[[okendo.Api], Server]) -> None:
     # About 2 requests a second with a small burst, as Okendo documents; a small store keeps
     # this to some twenty seconds.
     api = okendo.Api(customers=5, rate_per_second=2, burst=4)

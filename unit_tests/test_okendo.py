@@ -32,7 +32,7 @@ def lookup(directory: dict[str, str] = DIRECTORY) -> dict[str, Any]:
         found = directory.get(request.json()["email"].lower())
         if found is None:
             context.status_code = 404
-            return {"error": {"description": "No customer was found with the provided email address."}}
+            return {"error": {"description": "No customer was found with that email address."}}
         return {"customerId": found}
     return {"json": respond}
 
@@ -121,7 +121,8 @@ def test_entry_that_is_not_an_email_fails_check_naming_it(tmp_path: Any, entry: 
 
 def test_next_url_resolves_under_enterprise_with_last_evaluated_as_sent(requests_mock: Any) -> None:
     serve_customers(requests_mock)
-    link = "/customers/c-zoe/profiles?lastEvaluated=%7B%22sortKey%22%3A%22profile%23quiz%22%7D&limit=100"
+    link = ("/customers/c-zoe/profiles"
+            "?lastEvaluated=%7B%22sortKey%22%3A%22profile%23quiz%22%7D&limit=100")
     naive = requests_mock.get(urljoin(BASE, link), json={"profiles": []})
     requests_mock.get(f"{BASE}/customers/c-zoe/profiles", [
         {"json": {"profiles": [{"namespace": "okendo", "properties": []}], "nextUrl": link}},
@@ -156,7 +157,8 @@ def test_profile_properties_keep_value_and_gain_typed_value(requests_mock: Any) 
         {"name": "acceptsMarketing", "value": "true", "valueType": "boolean"},
         {"name": "reviewCount", "value": "12.5", "valueType": "number"},
         {"name": "colours", "value": '["red","grün"]', "valueType": "string-list"},
-        {"name": "home", "value": '{"country":"Australia","zoneCode":"VIC"}', "valueType": "location"},
+        {"name": "home", "value": '{"country":"Australia","zoneCode":"VIC"}',
+         "valueType": "location"},
         {"name": "birthday", "value": '{"month":5,"day":17}', "valueType": "date-components"},
         {"name": "lastOrder", "value": "2022-01-18T02:21:20.380Z", "valueType": "date"},
         {"name": "age", "value": "about thirty", "valueType": "number"},
@@ -291,7 +293,8 @@ def test_streams_keys_and_cursor_as_the_contract_says() -> None:
     catalog = source(config()).discover(None, config())  # type: ignore[arg-type]
     streams = {s.name: s for s in catalog.streams}
     assert streams["customers"].source_defined_primary_key == [["customerId"]]
-    assert streams["customer_profiles"].source_defined_primary_key == [["customerId"], ["namespace"]]
+    assert streams["customer_profiles"].source_defined_primary_key == [
+        ["customerId"], ["namespace"]]
     assert streams["customer_activities"].source_defined_primary_key == [["activityId"]]
     assert streams["customer_activities"].default_cursor_field == ["date"]
     assert SyncMode.incremental not in streams["customers"].supported_sync_modes

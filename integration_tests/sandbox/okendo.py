@@ -145,7 +145,8 @@ class Api(VendorApi):
     @staticmethod
     def _activity(r: Any, when: datetime) -> dict[str, Any]:
         activity = {"activityId": seed.uuid4(r), "namespace": r.choice(NAMESPACES[:4]),
-                    "date": seed.iso(when, millis=True), "title": seed.maybe(r, r.choice(ACTIVITY_TITLES), 0.9)}
+                    "date": seed.iso(when, millis=True),
+                    "title": seed.maybe(r, r.choice(ACTIVITY_TITLES), 0.9)}
         return {k: v for k, v in activity.items() if v is not None}
 
     def customer_id_of(self, email: str) -> str | None:
@@ -185,7 +186,8 @@ class Api(VendorApi):
             if not self.rate_per_second:
                 return None
             now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate_per_second)
+            refill = (now - self._refilled) * self.rate_per_second
+            self._tokens = min(self.burst, self._tokens + refill)
             self._refilled = now
             if self._tokens >= 1:
                 self._tokens -= 1
