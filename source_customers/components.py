@@ -7,18 +7,34 @@ This module is injected as-is into the platform's `source-declarative-manifest` 
 
 # No `from __future__ import annotations`: the platform's runner executes this file as a
 # module it has not registered yet, and dataclasses cannot resolve string annotations there.
-from collections.abc import Mapping
-from dataclasses import InitVar, dataclass
+import base64
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
+from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
+from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies import (
     CursorPaginationStrategy,
 )
-from airbyte_cdk.sources.types import Record, StreamSlice
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
+from airbyte_cdk.sources.declarative.requesters.requester import Requester
+from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
+from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 
@@ -99,19 +115,6 @@ def resolve_next_link(base: str, link: str, vendor: str = "The API") -> str:
 
 
 # --- capillary ---
-# Imported here rather than at the top so that each vendor's section stays self-contained.
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import field  # noqa: E402
-
-from airbyte_cdk.sources.declarative.auth.declarative_authenticator import (  # noqa: E402
-    DeclarativeAuthenticator,
-)
-from airbyte_cdk.sources.types import Config  # noqa: E402
-from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets  # noqa: E402
-
 
 def _at(document: Any, path: list[str]) -> Any:
     """The value at `path` in nested mappings, or None where the path breaks off."""
@@ -270,12 +273,6 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
 
 # --- malomo ---
 
-from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (  # noqa: E402
-    PaginationStrategy,
-)
-from airbyte_cdk.sources.types import Config  # noqa: E402
-
-
 @dataclass
 class LastItemCursorPagination(PaginationStrategy):
     """Pages a bare JSON array by a field of its last item (Malomo's `next=<last record's id>`).
@@ -343,22 +340,6 @@ class LastItemCursorPagination(PaginationStrategy):
         return str(cursor)
 
 # --- okendo ---
-# Imported here rather than at the top so that each vendor's section stays self-contained.
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-from collections.abc import Iterable, MutableMapping  # noqa: E402
-
-from airbyte_cdk.sources.declarative.migrations.state_migration import (  # noqa: E402
-    StateMigration,
-)
-from airbyte_cdk.sources.declarative.partition_routers.partition_router import (  # noqa: E402
-    PartitionRouter,
-)
-from airbyte_cdk.sources.declarative.requesters.requester import Requester  # noqa: E402
-from airbyte_cdk.sources.declarative.transformations import RecordTransformation  # noqa: E402
-from airbyte_cdk.sources.types import StreamState  # noqa: E402
-from airbyte_cdk.utils import airbyte_secrets_utils  # noqa: E402
 
 _OKENDO_LOG = logging.getLogger("airbyte")
 
@@ -394,7 +375,7 @@ class OkendoCustomerLookup(PartitionRouter):
         for address in dict.fromkeys(addresses):
             # As written, and as it appears inside a JSON request body.
             for form in {address, json.dumps(address)[1:-1]}:
-                airbyte_secrets_utils.add_to_secrets(form)
+                add_to_secrets(form)
         seen_addresses: set[str] = set()
         seen_customers: set[str] = set()
         unknown = 0
