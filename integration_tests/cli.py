@@ -111,3 +111,21 @@ def assert_same_keys(got: list[Any], expected: list[Any]) -> None:
     assert not duplicates, f"{len(duplicates)} duplicated keys, e.g. {duplicates[:3]}"
     assert not missing, f"{len(missing)} missing keys, e.g. {sorted(missing, key=str)[:3]}"
     assert not extra, f"{len(extra)} unexpected keys, e.g. {sorted(extra, key=str)[:3]}"
+
+
+def sync(config: dict[str, Any], *streams: str, incremental: bool = False,
+         state: list[dict[str, Any]] | None = None) -> Output:
+    """`discover`, then `read` of the chosen streams (all by default); the read must succeed."""
+    catalog = catalog_for(run("discover", config), *streams, incremental=incremental)
+    output = run("read", config, catalog, state)
+    assert output.returncode == 0, output.errors or output.stderr[-2000:]
+    return output
+
+
+def spec_branch(vendor: str) -> dict[str, Any]:
+    """The vendor's branch of `spec`'s combined connection specification."""
+    output = run("spec")
+    assert output.returncode == 0
+    spec = output.of_type("SPEC")[0]["spec"]["connectionSpecification"]
+    (branch,) = [b for b in spec["oneOf"] if b["properties"]["vendor"]["const"] == vendor]
+    return branch

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from integration_tests.cli import Output, assert_same_keys, catalog_for, run
+from integration_tests.cli import Output, assert_same_keys, catalog_for, run, spec_branch, sync
 from integration_tests.sandbox import loke
 from integration_tests.sandbox.server import Server
 
@@ -30,18 +30,11 @@ def expected_memberships(api: loke.Api) -> list[tuple[str, str]]:
 
 def read_all(url: str, incremental: bool = False, state: list[dict[str, Any]] | None = None,
              streams: tuple[str, ...] = (), **config: Any) -> Output:
-    cfg = loke.config(url, **config)
-    catalog = catalog_for(run("discover", cfg), *streams, incremental=incremental)
-    output = run("read", cfg, catalog, state)
-    assert output.returncode == 0, output.errors or output.stderr[-2000:]
-    return output
+    return sync(loke.config(url, **config), *streams, incremental=incremental, state=state)
 
 
 def test_spec_covers_loke_fields_without_config() -> None:
-    output = run("spec")
-    assert output.returncode == 0
-    spec = output.of_type("SPEC")[0]["spec"]["connectionSpecification"]
-    (branch,) = [b for b in spec["oneOf"] if b["properties"]["vendor"]["const"] == "loke"]
+    branch = spec_branch("loke")
     assert {"organization_id", "credentials", "base_url", "start_date"} <= set(branch["properties"])
     assert set(branch["required"]) == {"vendor", "organization_id", "credentials"}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from integration_tests.cli import Output, assert_same_keys, catalog_for, run
+from integration_tests.cli import Output, assert_same_keys, catalog_for, run, spec_branch, sync
 from integration_tests.sandbox import malomo
 from integration_tests.sandbox.server import Server
 
@@ -32,18 +32,11 @@ def customer_ids(api: malomo.Api) -> list[str]:
 
 def read_all(url: str, incremental: bool = False, state: list[dict[str, Any]] | None = None,
              **config: Any) -> Output:
-    cfg = malomo.config(url, **config)
-    catalog = catalog_for(run("discover", cfg), incremental=incremental)
-    output = run("read", cfg, catalog, state)
-    assert output.returncode == 0, output.errors or output.stderr[-2000:]
-    return output
+    return sync(malomo.config(url, **config), incremental=incremental, state=state)
 
 
 def test_spec_covers_malomo_fields_without_config() -> None:
-    output = run("spec")
-    assert output.returncode == 0
-    spec = output.of_type("SPEC")[0]["spec"]["connectionSpecification"]
-    (branch,) = [b for b in spec["oneOf"] if b["properties"]["vendor"]["const"] == "malomo"]
+    branch = spec_branch("malomo")
     assert {"api_key", "base_url", "start_date", "num_workers"} <= set(branch["properties"])
     assert branch["properties"]["api_key"]["airbyte_secret"] is True
     assert set(branch["required"]) == {"vendor", "api_key"}

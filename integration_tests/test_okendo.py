@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from integration_tests.cli import Output, assert_same_keys, catalog_for, run
+from integration_tests.cli import Output, assert_same_keys, run, spec_branch, sync
 from integration_tests.sandbox import okendo
 from integration_tests.sandbox.server import Server
 
@@ -54,18 +54,11 @@ def assert_exactly(output: Output, wanted: dict[str, list[Any]]) -> None:
 
 def read_all(url: str, incremental: bool = False, state: list[dict[str, Any]] | None = None,
              streams: tuple[str, ...] = (), **config: Any) -> Output:
-    cfg = okendo.config(url, **config)
-    catalog = catalog_for(run("discover", cfg), *streams, incremental=incremental)
-    output = run("read", cfg, catalog, state)
-    assert output.returncode == 0, output.errors or output.stderr[-2000:]
-    return output
+    return sync(okendo.config(url, **config), *streams, incremental=incremental, state=state)
 
 
 def test_spec_covers_okendo_fields_without_config() -> None:
-    output = run("spec")
-    assert output.returncode == 0
-    spec = output.of_type("SPEC")[0]["spec"]["connectionSpecification"]
-    (branch,) = [b for b in spec["oneOf"] if b["properties"]["vendor"]["const"] == "okendo"]
+    branch = spec_branch("okendo")
     assert {"user_id", "api_key", "customer_emails", "base_url", "start_date",
             "num_workers"} <= set(branch["properties"])
     assert set(branch["required"]) == {"vendor", "user_id", "api_key", "customer_emails"}
