@@ -65,3 +65,18 @@ def test_runner_reads_the_same_records_as_source_customers(
     for stream, key in primary_keys(catalog).items():
         assert mine.keys(stream, *key), f"{stream}: the sandbox should yield records"
         assert_same_keys(theirs.keys(stream, *key), mine.keys(stream, *key))
+
+
+def test_runner_runs_the_custom_oauth_component_of_loke(
+        serve: Callable[[VendorApi], Server]) -> None:
+    module = VENDORS["loke"]
+    api = module.Api(**module.SMALL)
+    url = serve(api).url
+    config = injected(module.config(url, credentials=module.client_credentials(url)), "loke")
+    runner = [RUNNER or "source-declarative-manifest"]
+    env = {**os.environ, "AIRBYTE_ENABLE_UNSAFE_CODE": "true"}
+    catalog = catalog_for(run("discover", config, executable=runner, env=env))
+    output = run("read", config, catalog, executable=runner, env=env)
+    assert output.returncode == 0, output.errors or output.stderr[-2000:]
+    assert_same_keys(output.keys("customers", "id"), [c["id"] for c in api.customers])
+    assert api.issued_tokens == 1

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
+from airbyte_cdk.sources.declarative.auth.oauth import DeclarativeOauth2Authenticator
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
@@ -35,6 +36,7 @@ from airbyte_cdk.sources.declarative.requesters.requester import Requester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
+from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 
@@ -112,6 +114,50 @@ def resolve_next_link(base: str, link: str, vendor: str = "The API") -> str:
     if base_path and (path == base_path or path.startswith(base_path + "/")):
         return f"{base_parts.scheme}://{base_parts.netloc}{path}"
     return base + path
+
+
+# --- loke ---
+
+
+@dataclass
+class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
+    """LOKE's OAuth2 client_credentials token, fetched once per sync and shared by all streams.
+
+    The CDK builds one authenticator per stream (and one more for a child stream's reader of
+    its parent), each fetching a token of its own; a token is a token for the whole client,
+    so this one keeps it per token endpoint and client until it expires. A token the API has
+    rejected is never handed out again. A wrong client ID or secret (OAuth2's
+    `invalid_client`) becomes a config error that says so, instead of the CDK's wording about
+    refresh tokens, which a client_credentials grant does not have.
+    """
+
+    _tokens: ClassVar[dict[tuple[str, str, str], tuple[str, AirbyteDateTime]]] = {}
+    _tokens_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def refresh_access_token(self) -> tuple[str, AirbyteDateTime]:
+        secret = hashlib.sha256(str(self.get_client_secret()).encode()).hexdigest()
+        key = (str(self.get_token_refresh_endpoint()), str(self.get_client_id()), secret)
+        with self._tokens_lock:
+            cached = self._tokens.get(key)
+            if (cached and ab_datetime_now() < cached[1]
+                    and cached[0] != self._current_access_token_or_none()):
+                return cached
+            try:
+                fresh: tuple[str, AirbyteDateTime] = super().refresh_access_token()
+            except AirbyteTracedException as error:
+                if error.failure_type != FailureType.config_error:
+                    raise
+                raise AirbyteTracedException(
+                    message=(
+                        "The OAuth2 token endpoint rejected the client credentials: check "
+                        "credentials.client_id, credentials.client_secret and "
+                        f"credentials.token_url. ({error.message})"
+                    ),
+                    internal_message=error.internal_message,
+                    failure_type=FailureType.config_error,
+                ) from error
+            self._tokens[key] = fresh
+            return fresh
 
 
 # --- capillary ---

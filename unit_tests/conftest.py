@@ -66,3 +66,13 @@ def ids(output: EntrypointOutput, stream: str, *key: str) -> list[Any]:
 def transcript(output: EntrypointOutput) -> str:
     """Every message the command produced, as text: what a user or a log store would see."""
     return "\n".join(str(message) for message in output.get_message_iterator())
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_tokens() -> Iterator[None]:
+    """Tokens shared across streams live for a process; each test starts without any."""
+    from source_customers.components import SharedClientCredentialsOAuthenticator
+
+    SharedClientCredentialsOAuthenticator._tokens.clear()
+    yield
+    SharedClientCredentialsOAuthenticator._tokens.clear()

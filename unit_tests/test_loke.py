@@ -141,19 +141,37 @@ def test_5xx_is_retried(requests_mock: Any, status: int) -> None:
     assert ids(read(config(), "customers"), "customers", "id") == ["C0001"]
 
 
-def test_client_credentials_token_fetched_once_and_used(requests_mock: Any) -> None:
+def test_client_credentials_token_fetched_once_and_shared_by_all_streams(
+        requests_mock: Any) -> None:
     token_url = "https://auth.example/token"
     issued = requests_mock.post(token_url, json={"access_token": "issued-1", "expires_in": 3600})
-    requests_mock.get(CUSTOMERS, [page([customer(1)], "/p2"), page([customer(2)])])
+    requests_mock.get(CUSTOMERS, **page([customer(1)], "/p2"))
     requests_mock.get(f"{BASE}/p2", **page([customer(2)]))
+    for n in (1, 2):
+        requests_mock.get(f"{CUSTOMERS}/C000{n}/memberships", **page([{"id": f"L{n}"}]))
     credentials = {"auth_type": "client_credentials", "client_id": "cid",
                    "client_secret": "cs-secret", "token_url": token_url}
-    output = read(config(credentials=credentials), "customers")
+    output = read(config(credentials=credentials), "customers", "customer_memberships")
     assert ids(output, "customers", "id") == ["C0001", "C0002"]
+    assert sorted(ids(output, "customer_memberships", "id")) == ["L1", "L2"]
     assert issued.call_count == 1
     assert parse_qs(issued.last_request.text)["grant_type"] == ["client_credentials"]
     gets = [r for r in requests_mock.request_history if r.method == "GET"]
     assert all(r.headers["Authorization"] == "Bearer issued-1" for r in gets)
+
+
+def test_client_credentials_token_is_renewed_once_expired(requests_mock: Any) -> None:
+    token_url = "https://auth.example/token"
+    issued = requests_mock.post(token_url, [
+        {"json": {"access_token": "short-lived", "expires_in": 0}},
+        {"json": {"access_token": "renewed", "expires_in": 3600}},
+    ])
+    requests_mock.get(CUSTOMERS, **page([customer(1)]))
+    credentials = {"auth_type": "client_credentials", "client_id": "cid",
+                   "client_secret": "cs-secret", "token_url": token_url}
+    assert ids(read(config(credentials=credentials), "customers"), "customers", "id") == ["C0001"]
+    assert issued.call_count == 2
+    assert requests_mock.request_history[-1].headers["Authorization"] == "Bearer renewed"
 
 
 def test_wrong_client_secret_fails_check_without_traceback_or_secret(
@@ -165,6 +183,7 @@ def test_wrong_client_secret_fails_check_without_traceback_or_secret(
     output = check(config(credentials=credentials), tmp_path)
     status_message = output.connection_status_messages[0].connectionStatus
     assert status_message.status == Status.FAILED
+    assert "rejected the client credentials" in status_message.message
     assert "invalid_client" in status_message.message
     text = transcript(output)
     assert "Traceback" not in text
