@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 import orjson
@@ -44,6 +45,8 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
         state = ConcurrentDeclarativeSource.read_state(state_path) if state_path else []
     except (OSError, ValueError) as error:
         return f"Could not read the command's input files: {error}"
+    if not isinstance(config, dict):
+        return "The config file must hold a JSON object."
     vendor = config.get("vendor")
     if vendor not in VENDORS:
         found = "is missing" if vendor is None else f"is {vendor!r}"
@@ -67,7 +70,7 @@ def _fail(command: str, text: str) -> int:
         return 0
     trace = AirbyteTraceMessage(
         type=TraceType.ERROR,
-        emitted_at=0,
+        emitted_at=time.time() * 1000,
         error=AirbyteErrorTraceMessage(message=text, failure_type=FailureType.config_error),
     )
     _print(AirbyteMessage(type=Type.TRACE, trace=trace))
