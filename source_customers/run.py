@@ -45,8 +45,6 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
         state = ConcurrentDeclarativeSource.read_state(state_path) if state_path else []
     except (OSError, ValueError) as error:
         return f"Could not read the command's input files: {error}"
-    if not isinstance(config, dict):
-        return "The config file must hold a JSON object."
     vendor = config.get("vendor")
     if vendor not in VENDORS:
         found = "is missing" if vendor is None else f"is {vendor!r}"

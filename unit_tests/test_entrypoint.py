@@ -54,7 +54,7 @@ def test_spec_branch_is_the_manifest_spec_with_secrets_marked(vendor: str) -> No
 @pytest.mark.parametrize(("config", "says"), [
     ({}, "'vendor' is missing"),
     ({"vendor": "shopify"}, "'vendor' is 'shopify'"),
-    (["loke"], "must hold a JSON object"),
+    (["loke"], "is not an object"),
 ])
 def test_config_without_a_known_vendor_fails_check_naming_the_field(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], config: Any, says: str) -> None:
