@@ -129,10 +129,11 @@ def test_other_source_needs_its_account_id(url: str, api: capillary.Api) -> None
 ])
 def test_busy_statuses_are_retried_and_nothing_is_lost(
         url: str, api: capillary.Api, kind: str, faults: list[str]) -> None:
-    api.set_faults(scheduled=faults, retry_after="1")
+    api.set_faults(scheduled=list(faults), retry_after="1")
     mobiles = mixed_mobiles(api, known=8, unknown=2)
     output = read_all(url, kind, identifiers=mobiles)
     assert output.returncode == 0, output.errors
+    assert api.faulted == [f for f in faults if f]
     assert_same_keys(output.keys("customers", "id"), api.expected_ids("mobile", mobiles))
 
 

@@ -163,6 +163,7 @@ def test_first_incremental_sync_honours_start_date(url: str, api: loke.Api) -> N
 def test_faults_are_retried_and_nothing_is_lost(url: str, api: loke.Api) -> None:
     api.set_faults(every=45, kinds=("429", "503", "500", "502"), retry_after="1")
     output = read_all(url)
+    assert set(api.faulted) == {"429", "503", "500", "502"}
     assert_same_keys(output.keys("customers", "id"), [c["id"] for c in api.customers])
     assert_same_keys(output.keys("customer_memberships", "customerId", "id"),
                      expected_memberships(api))

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-
 from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog, SyncMode
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
@@ -16,6 +15,7 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder, ConfiguredAirbyteSt
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, make_file
 from airbyte_cdk.test.entrypoint_wrapper import read as cdk_read
 from airbyte_cdk.test.state_builder import StateBuilder
+
 from source_customers import run  # noqa: F401  registers the components module
 from source_customers.vendors import load_manifest
 

@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import check, ids, read, transcript
-
 from airbyte_cdk.models import Status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from conftest import check, ids, read, transcript
 from source_customers.components import CapillaryTokenAuthenticator
 
 BASE = "https://eu.api.capillarytech.com"

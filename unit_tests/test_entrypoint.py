@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
+
 from source_customers.run import main
 from source_customers.vendors import VENDORS, combined_spec, load_manifest
 

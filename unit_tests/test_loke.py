@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import check, ids, read, transcript
-
 from airbyte_cdk.models import Status, SyncMode
+
+from conftest import check, ids, read, transcript
 
 BASE = "https://api.loke.global"
 ORG = "01ORG"

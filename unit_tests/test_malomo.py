@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import check, ids, read, source, transcript
-
 from airbyte_cdk.models import Status, SyncMode
+
+from conftest import check, ids, read, source, transcript
 
 BASE = "https://api.gomalomo.com"
 CUSTOMERS = f"{BASE}/customers"

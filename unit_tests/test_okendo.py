@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from conftest import check, ids, read, source, transcript
-
 from airbyte_cdk.models import Status, SyncMode
+
+from conftest import check, ids, read, source, transcript
 from source_customers.components import okendo_mask_email, okendo_typed_value
 
 BASE = "https://api.okendo.io/enterprise"

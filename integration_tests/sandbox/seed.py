@@ -41,7 +41,7 @@ def person(r: random.Random) -> tuple[str, str]:
 
 
 def email(r: random.Random, given: str, family: str, n: int) -> str:
-    local = "".join(c for c in f"{given}.{family}".lower() if c.isascii() and c.isalnum() or c == ".")
+    local = "".join(c for c in f"{given}.{family}".lower() if (c.isascii() and c.isalnum()) or c == ".")
     return f"{local or 'customer'}.{n}@example.com"
 
 

@@ -88,6 +88,7 @@ class VendorApi:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.faults = Faults()
         self.requests: list[Request] = []
+        self.faulted: list[str] = []  # the faults served, in order: proof a test met them
         self.lock = threading.RLock()
         self.latency = 0.0  # seconds added to every request, to stand in for the internet
         self.public_url = ""  # where the server listens, for links the API hands back
@@ -120,6 +121,8 @@ class VendorApi:
         with self.lock:
             self.requests.append(request)
             kind = self.faults.draw()
+            if kind:
+                self.faulted.append(kind)
         if self.latency:
             time.sleep(self.latency)
         if kind:
@@ -142,7 +145,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     wbufsize = 1 << 16
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the tests read `api.requests`; stderr stays quiet
 
     def _serve(self) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boltons.typeutils import classproperty
-
 from airbyte_cdk.test.standard_tests.declarative_sources import DeclarativeSourceTestSuite
+from boltons.typeutils import classproperty
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
