@@ -23,7 +23,7 @@ from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
 
-from source_customers import components
+from source_customers import components, speedups
 from source_customers.vendors import VENDORS, combined_spec, load_manifest
 
 # Manifests name their components as the platform's runner registers them, so the same
@@ -76,6 +76,7 @@ def _fail(command: str, text: str) -> int:
 
 
 def main(args: Sequence[str]) -> int:
+    speedups.install()
     parsed = AirbyteEntrypoint.parse_args(list(args))
     if parsed.command == "spec":
         _print(AirbyteMessage(type=Type.SPEC, spec=combined_spec()))
