@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DEMO_INSTALLED := $(VENV)/.demo-installed
 SOURCES := pyproject.toml $(shell find source_customers manifests -type f -not -path '*/__pycache__/*')
 
 .PHONY: install test unit integration lint demo bench clean
@@ -15,6 +16,11 @@ $(INSTALLED): $(SOURCES)
 	touch $@
 
 install: $(INSTALLED)
+
+# The demo's extra (PyAirbyte, DuckDB) is heavy: only `make demo` installs it, on its own stamp.
+$(DEMO_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet ".[demo]"
+	touch $@
 
 test: lint
 	$(BIN)/pytest
@@ -29,11 +35,11 @@ lint: install
 	$(BIN)/ruff check source_customers
 	$(BIN)/mypy source_customers
 
-demo: install
+demo: $(DEMO_INSTALLED)
 	$(BIN)/python -m scripts.demo
 
 bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .demo demo .pytest_cache .mypy_cache .ruff_cache
