@@ -96,8 +96,10 @@ def summary() -> None:
         print("\n=== Sample query: LOKE memberships and their customers\n")
         print(SAMPLE_QUERY)
         print(db.sql(SAMPLE_QUERY))
+    # The relation needs its connection alive when printed: keep it in a variable.
     print(f"Query it yourself: {relative(Path(sys.executable))} -c \"import duckdb; "
-          f"print(duckdb.connect('{relative(DATABASE)}').sql('FROM malomo.customers LIMIT 5'))\"")
+          f"db = duckdb.connect('{relative(DATABASE)}', read_only=True); "
+          f"print(db.sql('FROM malomo.customers LIMIT 5'))\"")
 
 
 def relative(path: Path) -> str:
