@@ -26,6 +26,9 @@ from airbyte_cdk.sources.declarative.auth.oauth import DeclarativeOauth2Authenti
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_handler import (
+    DefaultErrorHandler,
+)
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies import (
     CursorPaginationStrategy,
 )
@@ -34,6 +37,10 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 )
 from airbyte_cdk.sources.declarative.requesters.requester import Requester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    ErrorResolution,
+    ResponseAction,
+)
 from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
 from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
@@ -116,6 +123,43 @@ def resolve_next_link(base: str, link: str, vendor: str = "The API") -> str:
     return base + path
 
 
+@dataclass
+class JsonBodyErrorHandler(DefaultErrorHandler):
+    """The DefaultErrorHandler, plus: a success status whose body is not JSON is retried.
+
+    Every vendor answers a read with JSON. A proxy or a failing server can still answer
+    `200 OK` with a body cut short or an HTML page, and the CDK's JSON decoder reads such a
+    body as an empty page, which its paginators take for the last one: the sync would end
+    "successfully" without that page's records (and, for Malomo, without every later page).
+    Such an answer is retried like a 5xx instead; if it persists the sync fails with this
+    message. Used exactly like DefaultErrorHandler; stateless, so shared by threads safely.
+    """
+
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None
+    ) -> ErrorResolution:
+        response = response_or_exception
+        if isinstance(response, requests.Response) and response.ok and not _is_json(response):
+            return ErrorResolution(
+                response_action=ResponseAction.RETRY,
+                failure_type=FailureType.transient_error,
+                error_message=(
+                    f"The API answered HTTP {response.status_code} with a body that is not JSON "
+                    f"({len(response.content)} bytes of {response.headers.get('Content-Type')}"
+                    ": cut short, or a proxy's page). Retried it; records are never skipped."
+                ),
+            )
+        return super().interpret_response(response_or_exception)
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        json.loads(response.content)
+    except ValueError:  # includes UnicodeDecodeError
+        return False
+    return True
+
+
 # --- loke ---
 
 
@@ -158,6 +202,27 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
                 ) from error
             self._tokens[key] = fresh
             return fresh
+
+    # The CDK retries a token request that meets 429, 5xx or a connection error, but not a
+    # 200 whose body is cut short or not JSON: the sync would end on a bare JSONDecodeError.
+    _broken_answer_retries: ClassVar[int] = 5
+
+    def _make_handled_request(self) -> Any:
+        for attempt in range(self._broken_answer_retries + 1):
+            try:
+                return super()._make_handled_request()
+            except (requests.exceptions.JSONDecodeError,
+                    requests.exceptions.ChunkedEncodingError) as error:
+                problem = error
+            time.sleep(2**attempt)
+        raise AirbyteTracedException(
+            message=(
+                "The OAuth2 token endpoint kept answering with a body that is cut short or not "
+                f"JSON ({type(problem).__name__}), {self._broken_answer_retries + 1} times. "
+                "Try again later; if it persists, check credentials.token_url."
+            ),
+            failure_type=FailureType.transient_error,
+        )
 
 
 # --- capillary ---
@@ -287,6 +352,10 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
             try:
                 answer = response.json()
             except ValueError:
+                if response.ok:  # a body cut short, or a proxy's page: not an answer, retry
+                    problem = f"HTTP {response.status_code} with a body that is not JSON"
+                    time.sleep(2**attempt)
+                    continue
                 answer = None
             token = _at(answer, ["data", "accessToken"])
             if response.ok and token:

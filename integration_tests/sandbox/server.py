@@ -8,9 +8,13 @@ owns the HTTP plumbing, request logging and fault injection shared by all of the
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import random
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +43,9 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None  # sent as-is instead of `body` encoded as JSON
+    # How the connection misbehaves instead of sending this response normally (faults only):
+    # "reset", "timeout" or "dropped"; see `Faults`.
+    transport: str = ""
 
     def encode(self) -> bytes:
         if self.raw is not None:
@@ -49,12 +56,29 @@ class Response:
 Handler = Callable[..., Response]
 
 
+# Every fault kind the server knows, for tests that want them all.
+FAULT_KINDS: tuple[str, ...] = (
+    "429", "429-no-retry-after", "500", "502", "503", "html",
+    "reset", "timeout", "truncated", "dropped",
+)
+
+
 @dataclass
 class Faults:
     """What goes wrong, and how often.
 
-    `rate` faults that share of requests at random (seeded); `every` faults each n-th request,
-    cycling through `kinds`; `scheduled` faults the next requests in order.
+    `rate` faults that share of requests at random (seeded), dealing `kinds` like cards so
+    that any len(kinds) faults in a row hold each kind once; `every` faults each n-th request,
+    cycling through `kinds`; `scheduled` faults the next requests in order ("" lets one pass).
+
+    Kinds: "429" (with `Retry-After: retry_after`, or none when it is None),
+    "429-no-retry-after", any other status code as a string ("500", "502", "503", ...: the
+    vendor's error body), "html" (a proxy's 502 HTML page), "reset" (the connection is reset
+    without a response), "timeout" (no answer for `stall` seconds; then the connection is
+    closed if the client gave up, else answered late), "truncated" (the real response, its
+    body cut in half and its Content-Length matching the cut: what a broken proxy passes on),
+    "dropped" (the real response's headers promise the whole body, half of it is sent, the
+    connection closes). A vendor module may add kinds of its own in `fault_response`.
     """
 
     rate: float = 0.0
@@ -63,10 +87,12 @@ class Faults:
     retry_after: str | None = "1"
     seed: int = 7
     scheduled: list[str] = field(default_factory=list)  # faults for the next requests, in order
+    stall: float = 2.0  # seconds a "timeout" fault keeps the client waiting
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self._count = 0
+        self._deck: list[str] = []
 
     def draw(self) -> str | None:
         self._count += 1
@@ -75,7 +101,10 @@ class Faults:
         if self.every and self._count % self.every == 0:
             return self.kinds[(self._count // self.every - 1) % len(self.kinds)]
         if self.rate and self._random.random() < self.rate:
-            return self._random.choice(self.kinds)
+            if not self._deck:  # dealt like cards: each kind once in every len(kinds) faults
+                self._deck = list(self.kinds)
+                self._random.shuffle(self._deck)
+            return self._deck.pop()
         return None
 
 
@@ -89,7 +118,14 @@ class VendorApi:
         self.faults = Faults()
         self.requests: list[Request] = []
         self.faulted: list[str] = []  # the faults served, in order: proof a test met them
+        self.abandoned = 0  # "timeout" faults whose client gave up waiting (closed first)
+        # Alters every routed (non-fault) response before it is sent, on a deep copy of its
+        # body: hostile-response tests make a well-behaved API misbehave with it.
+        self.rewrite: Callable[[Request, Response], Response] | None = None
+        self.stopping = threading.Event()  # set when the server stops: stalls end early
         self.lock = threading.RLock()
+        self.stalling = 0  # "timeout" faults still keeping a client waiting
+        self._stalls_over = threading.Condition(self.lock)
         self.latency = 0.0  # seconds added to every request, to stand in for the internet
         self.public_url = ""  # where the server listens, for links the API hands back
 
@@ -125,15 +161,54 @@ class VendorApi:
                 self.faulted.append(kind)
         if self.latency:
             time.sleep(self.latency)
-        if kind:
+        if kind in ("reset", "timeout"):
+            return Response(transport=kind)
+        if kind == "429-no-retry-after":
+            response = self.fault_response("429")
+            response.headers.pop("Retry-After", None)
+            return response
+        if kind and kind not in ("truncated", "dropped"):
             return self.fault_response(kind)
+        response = self.route_response(request)
+        if kind:  # "truncated" or "dropped": the real answer, cut
+            payload = response.encode()
+            cut = payload[:len(payload) // 2]
+            if kind == "dropped":
+                response.headers["Content-Length"] = str(len(payload))
+            return Response(response.status, raw=cut, headers=response.headers, transport=kind)
+        return response
+
+    def wait_for_stalls(self, timeout: float = 30.0) -> None:
+        """Returns once no "timeout" fault is still stalling (so `abandoned` is final)."""
+        with self._stalls_over:
+            self._stalls_over.wait_for(lambda: self.stalling == 0, timeout)
+
+    def stall(self, client_left: Callable[[], bool]) -> bool:
+        """Keeps a request waiting for the faults' `stall` seconds; whether its client left."""
+        with self.lock:
+            self.stalling += 1
+        try:
+            self.stopping.wait(self.faults.stall)
+            left = client_left()
+            if left:
+                with self.lock:
+                    self.abandoned += 1
+            return left
+        finally:
+            with self._stalls_over:
+                self.stalling -= 1
+                self._stalls_over.notify_all()
+
+    def route_response(self, request: Request) -> Response:
         for method, pattern, handler in self.routes:
             match = pattern.match(request.path)
             if match and method == request.method:
                 denied = self.authenticate(request) or self.rate_limit(request)
-                if denied:
-                    return denied
-                return handler(request, **match.groupdict())
+                response = denied or handler(request, **match.groupdict())
+                if self.rewrite:
+                    response.body = copy.deepcopy(response.body)
+                    response = self.rewrite(request, response)
+                return response
         return Response(404, {"message": f"no route for {request.method} {request.path}"})
 
 
@@ -163,14 +238,48 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = self.api.handle(request)
         except Exception as error:  # a sandbox bug must show, not hang the client
             response = Response(500, {"message": f"sandbox error: {error!r}"})
+        if response.transport == "reset":
+            self._reset()
+            return
+        if response.transport == "timeout":
+            if self.api.stall(self._client_left):
+                self.close_connection = True
+                return
+            response = self.api.route_response(request)  # a client without a timeout waited
         payload = response.encode()
         self.send_response(response.status)
-        headers = {"Content-Type": "application/json", **response.headers}
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(payload)),
+                   **response.headers}
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        if response.transport == "dropped":
+            self.wfile.flush()
+            self.close_connection = True
+
+    def _reset(self) -> None:
+        """Closes the connection with a TCP reset, sending nothing."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # Closing every reference closes the socket now, before the server's usual shutdown
+        # (which would send a FIN first); with a zero linger that close is a reset.
+        self.rfile.close()
+        self.wfile.close()
+        self.wfile = io.BytesIO()  # what the server still flushes and closes goes nowhere
+        self.connection.close()
+
+    def _client_left(self) -> bool:
+        """Whether the client has closed its end (it gave up waiting)."""
+        self.connection.setblocking(False)
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False  # still connected, nothing sent
+        except OSError:
+            return True
+        finally:
+            self.connection.setblocking(True)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
@@ -195,5 +304,6 @@ class Server:
         return self
 
     def stop(self) -> None:
+        self.api.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
