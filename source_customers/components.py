@@ -15,9 +15,10 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -158,6 +159,27 @@ def _is_json(response: requests.Response) -> bool:
     except ValueError:  # includes UnicodeDecodeError
         return False
     return True
+
+
+def refuse_redirect_elsewhere(response: requests.Response, **kwargs: Any) -> None:
+    """A `requests` response hook: a redirect to another scheme or host is not followed.
+
+    `requests` follows redirects anywhere and drops only the `Authorization` header on the
+    way; a credential sent in a header of the vendor's own would go along.
+    """
+    if not response.is_redirect:
+        return
+    target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+    origin = urlsplit(response.url)
+    if (target.scheme, target.netloc) != (origin.scheme, origin.netloc):
+        raise AirbyteTracedException(
+            message=(
+                f"The API redirected a request to another host or scheme "
+                f"({target.scheme}://{target.netloc}); refused to follow it so that no "
+                "credential leaves the configured base_url."
+            ),
+            failure_type=FailureType.system_error,
+        )
 
 
 # --- loke ---
@@ -301,6 +323,9 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
     and 5xx, and a rejection is a config error quoting Capillary's code and message. The key
     and secret are read by path, not through Jinja, which could turn them into numbers. The
     token is this component's one piece of state, shared by all threads behind a lock.
+    The token travels in a header of Capillary's own, which `requests` keeps on a redirect to
+    any host (it strips only `Authorization`): a redirect off base_url's host and scheme is
+    refused, and the token request follows no redirect (a 307 would re-send the secret).
     """
 
     config: Config
@@ -323,6 +348,12 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
     def auth_header(self) -> str:
         return self.header
 
+    def __call__(self, request: requests.PreparedRequest) -> Any:
+        hooks = request.hooks.setdefault("response", [])
+        if refuse_redirect_elsewhere not in hooks:  # called again on every retry
+            hooks.append(refuse_redirect_elsewhere)
+        return super().__call__(request)
+
     @property
     def token(self) -> str:
         with self._lock:
@@ -338,7 +369,8 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
         for attempt in range(self.max_retries + 1):
             try:
                 response = requests.post(
-                    url, json=body, headers={"Accept": "application/json"}, timeout=60
+                    url, json=body, headers={"Accept": "application/json"}, timeout=60,
+                    allow_redirects=False,
                 )
             except requests.RequestException as error:
                 problem = str(error)
@@ -470,20 +502,25 @@ class OkendoCustomerLookup(PartitionRouter):
     """One partition per customer, because Okendo has no customer list: each configured
     e-mail address is resolved with `POST /customer_lookup` (the `requester`).
 
-    Addresses are looked up once each (compared case-insensitively; the first spelling is
-    kept); an address with no customer (Okendo's 404) is skipped, logged masked and counted
-    in a closing log line; two addresses of one customer yield that customer once. The
-    address travels in the slice's `extra_fields`, not its partition, so it never becomes
-    part of a child stream's saved state, and it is registered with the CDK's secret filter
-    before it is sent, so the CDK's own error logs (which quote request bodies) show `****`.
-    All bookkeeping is local to one `stream_slices` call, so one instance serves any number
-    of threads.
+    Every stream partitions this way, and an address is looked up once per sync, however
+    many streams need it: results are shared (per API root, user and address) by all
+    instances, and up to `workers` lookups run at a time, in the configured order. Addresses
+    compare case-insensitively (the first spelling is kept); an address with no customer
+    (Okendo's 404) is skipped, logged masked and counted in a closing log line; two
+    addresses of one customer yield that customer once. The address travels in the slice's
+    `extra_fields`, not its partition, so it never becomes part of saved state, and it is
+    registered with the CDK's secret filter before it is sent, so the CDK's own error logs
+    (which quote request bodies) show `****`.
     """
 
     requester: Requester
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     emails_field: str = "customer_emails"
+    workers: int | str = 4  # may interpolate the config
+
+    _lookups: ClassVar[dict[tuple[str, str, str], "Future[str | None]"]] = {}
+    _lookups_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         addresses = [str(a) for a in self.config.get(self.emails_field) or []]
@@ -491,33 +528,54 @@ class OkendoCustomerLookup(PartitionRouter):
             # As written, and as it appears inside a JSON request body.
             for form in {address, json.dumps(address)[1:-1]}:
                 add_to_secrets(form)
-        seen_addresses: set[str] = set()
+        distinct: dict[str, str] = {}
+        for address in addresses:
+            distinct.setdefault(address.casefold(), address)
         seen_customers: set[str] = set()
         unknown = 0
-        for address in addresses:
-            if address.casefold() in seen_addresses:
-                continue
-            seen_addresses.add(address.casefold())
-            customer_id = self._look_up(address)
-            if customer_id is None:
-                unknown += 1
-            elif customer_id in seen_customers:
-                _OKENDO_LOG.info(
-                    f"Okendo: {okendo_mask_email(address)} belongs to a customer already read "
-                    "through another address; read it once."
-                )
-            else:
-                seen_customers.add(customer_id)
-                yield StreamSlice(
-                    partition={"customer_id": customer_id},
-                    cursor_slice={},
-                    extra_fields={"email": address},
-                )
+        workers = int(InterpolatedString.create(str(self.workers), parameters={}).eval(self.config))
+        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="okendo-lookup")
+        try:
+            found = pool.map(self._customer_id, distinct.values())
+            for address, customer_id in zip(distinct.values(), found, strict=True):
+                if customer_id is None:
+                    unknown += 1
+                elif customer_id in seen_customers:
+                    _OKENDO_LOG.info(
+                        f"Okendo: {okendo_mask_email(address)} belongs to a customer already "
+                        "read through another address; read it once."
+                    )
+                else:
+                    seen_customers.add(customer_id)
+                    yield StreamSlice(
+                        partition={"customer_id": customer_id},
+                        cursor_slice={},
+                        extra_fields={"email": address},
+                    )
+        finally:
+            # A failed or abandoned sync must not go on looking addresses up.
+            pool.shutdown(wait=False, cancel_futures=True)
         _OKENDO_LOG.info(
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
-            f"{len(addresses) - len(seen_addresses)} of them duplicates (looked up once), "
+            f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
             f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found."
         )
+
+    def _customer_id(self, address: str) -> str | None:
+        """The lookup's result, from the first stream that asked for it."""
+        key = (str(self.config.get("base_url")), str(self.config.get("user_id")),
+               address.casefold())
+        with self._lookups_lock:
+            pending = self._lookups.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._lookups[key] = Future()
+        if mine:
+            try:
+                pending.set_result(self._look_up(address))
+            except BaseException as error:
+                pending.set_exception(error)
+        return pending.result()
 
     def _look_up(self, address: str) -> str | None:
         response = self.requester.send_request(

@@ -69,10 +69,17 @@ def transcript(output: EntrypointOutput) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_shared_tokens() -> Iterator[None]:
-    """Tokens shared across streams live for a process; each test starts without any."""
-    from source_customers.components import SharedClientCredentialsOAuthenticator
+def _no_shared_results() -> Iterator[None]:
+    """Tokens and lookups shared across streams live for a process; each test starts afresh."""
+    from source_customers.components import (
+        OkendoCustomerLookup,
+        SharedClientCredentialsOAuthenticator,
+    )
 
-    SharedClientCredentialsOAuthenticator._tokens.clear()
+    shared: list[dict[Any, Any]] = [SharedClientCredentialsOAuthenticator._tokens,
+                                    OkendoCustomerLookup._lookups]
+    for results in shared:
+        results.clear()
     yield
-    SharedClientCredentialsOAuthenticator._tokens.clear()
+    for results in shared:
+        results.clear()
