@@ -25,6 +25,7 @@ class Case:
     config: Callable[[VendorApi, str], dict[str, Any]]  # (api, url) -> config
     keys: dict[str, tuple[str, ...]]  # stream -> primary key fields
     expected: Callable[[VendorApi, dict[str, Any]], Keys]  # (api, config) -> stream -> keys
+    small: Callable[[], VendorApi]  # still paging, every stream non-empty, a few dozen requests
     incremental: tuple[str, ...] = ()  # streams read incrementally
 
     def got(self, output: Output) -> Keys:
@@ -72,19 +73,23 @@ CASES: dict[str, Case] = {
         "loke", lambda: loke.Api(customers=150, page_size=50),
         lambda api, url: loke.config(url),
         {"customers": ("id",), "customer_memberships": ("customerId", "id")},
-        _loke_expected, incremental=("customers",)),
+        _loke_expected, lambda: loke.Api(customers=40, page_size=15),
+        incremental=("customers",)),
     "okendo": Case(
         # Pages of at most 4: activities and profiles follow nextUrl often.
         "okendo", lambda: okendo.Api(customers=16, page_cap=4), _okendo_config,
         {"customers": ("customerId",), "customer_profiles": ("customerId", "namespace"),
          "customer_activities": ("activityId",)},
-        _okendo_expected, incremental=("customer_activities",)),
+        _okendo_expected, lambda: okendo.Api(customers=6, page_cap=4),
+        incremental=("customer_activities",)),
     "malomo": Case(
         "malomo", lambda: malomo.Api(customers=120, page_size=25, event_page_size=2),
         lambda api, url: malomo.config(url),
         {"customers": ("id",), "customer_events": ("id",)},
-        _malomo_expected, incremental=("customers", "customer_events")),
+        _malomo_expected,
+        lambda: malomo.Api(customers=40, page_size=15, event_page_size=2),
+        incremental=("customers", "customer_events")),
     "capillary": Case(
         "capillary", lambda: capillary.Api(customers=150), _capillary_config,
-        {"customers": ("id",)}, _capillary_expected),
+        {"customers": ("id",)}, _capillary_expected, lambda: capillary.Api(customers=30)),
 }
