@@ -49,6 +49,9 @@ class Api(VendorApi):
         self._random = seed.rng("malomo")
         self._orders = 1000
         self.customers: list[dict[str, Any]] = [self._customer(n) for n in range(customers)]
+        # Where each customer id sits in `customers`: lookups and cursors without a scan, as a
+        # 20,000-customer bench makes 20,000 events requests and 200 list pages.
+        self._position: dict[str, int] = {c["id"]: i for i, c in enumerate(self.customers)}
         # Events per customer id, in creation order; about a third of customers have none.
         self.events: dict[str, list[dict[str, Any]]] = {
             c["id"]: self._events(c) for c in self.customers}
@@ -137,6 +140,7 @@ class Api(VendorApi):
         moment = when or datetime.now(timezone.utc)
         with self.lock:
             customer = self._customer(len(self.customers), moment)
+            self._position[customer["id"]] = len(self.customers)
             self.customers.append(customer)
             self.events[customer["id"]] = [self._event(moment) for _ in range(events)]
         return str(customer["id"])
@@ -181,27 +185,29 @@ class Api(VendorApi):
         return response
 
     # --- paging -------------------------------------------------------------------------
-    def _page(self, request: Request, items: list[dict[str, Any]], size: int) -> Response:
+    def _page(self, request: Request, items: list[dict[str, Any]], size: int,
+              positions: dict[str, int] | None = None) -> Response:
+        """A page of `items`; `positions` (id -> index in `items`) spares a scan."""
         after, before = request.query.get("next"), request.query.get("prev")
         if self.ignore_cursor or (after is None and before is None):
             return Response(200, items[:size])
-        ids = [item["id"] for item in items]
-        cursor = after if after is not None else before
-        if cursor not in ids:
+        cursor = after if after is not None else str(before)
+        at = positions.get(cursor) if positions is not None else next(
+            (i for i, item in enumerate(items) if item["id"] == cursor), None)
+        if at is None:
             return self.error(400, "invalid_cursor", f"Unknown cursor {cursor!r}")
-        at = ids.index(cursor)
         if after is not None:
             return Response(200, items[at + 1:at + 1 + size])
         return Response(200, items[max(0, at - size):at])
 
     # --- endpoints ----------------------------------------------------------------------
     def _find(self, cid: str) -> dict[str, Any] | None:
-        return next((c for c in self.customers if c["id"] == cid), None)
+        at = self._position.get(cid)
+        return None if at is None else self.customers[at]
 
     def list_customers(self, request: Request) -> Response:
         with self.lock:
-            items = list(self.customers)
-        return self._page(request, items, self.page_size)
+            return self._page(request, self.customers, self.page_size, self._position)
 
     def get_customer(self, request: Request, cid: str) -> Response:
         with self.lock:
