@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
+from airbyte_cdk.sources.types import StreamSlice
 
 # The cursor formats the manifests declare whose strings `fromisoformat` reads exactly as
 # `strptime` does, with the shape a string must have to take the fast path.
@@ -34,12 +35,29 @@ def _parse(self: DatetimeParser, date: str | int, format: str) -> datetime:
     return _cdk_parse(self, date, format)
 
 
-def install() -> None:
-    """Parses ISO-8601 UTC cursor values with `datetime.fromisoformat` instead of `strptime`.
+_cdk_slice_hash = StreamSlice.__hash__
 
-    The CDK parses every record's cursor value twice (to filter and to advance the state),
-    each time with `strptime`, which takes a lock and re-reads the locale: a third of the CPU
-    of reading LOKE's 100,000 customers. Strings of any other shape, and every other format,
-    go to the CDK's parser unchanged.
+
+def _slice_hash(self: StreamSlice) -> int:
+    # A StreamSlice cannot change after it is built (it refuses item assignment and keeps
+    # its own copy of the mapping it hashes), so its hash can be kept.
+    cached: int | None = self.__dict__.get("_speedups_hash")
+    if cached is None:
+        cached = self.__dict__["_speedups_hash"] = _cdk_slice_hash(self)
+    return cached
+
+
+def install() -> None:
+    """Installs the speed-ups, each measured on LOKE's 100,000 customers (`make bench`).
+
+    - ISO-8601 UTC cursor values are parsed with `datetime.fromisoformat` instead of
+      `strptime`. The CDK parses every record's cursor value twice (to filter and to advance
+      the state), each time with `strptime`, which takes a lock and re-reads the locale: a
+      third of the sync's CPU. Strings of any other shape, and every other format, go to the
+      CDK's parser unchanged.
+    - A stream slice's hash is computed once. The CDK looks each record's slice up in a dict
+      to advance the cursor, and hashes the slice by JSON-encoding it, every time: a tenth of
+      the sync's CPU.
     """
     DatetimeParser.parse = _parse  # type: ignore[method-assign]
+    StreamSlice.__hash__ = _slice_hash  # type: ignore[method-assign]

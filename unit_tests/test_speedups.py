@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
+from airbyte_cdk.sources.types import StreamSlice
 
 from integration_tests.sandbox import loke
 from source_customers import speedups
@@ -42,12 +43,33 @@ def test_iso_fast_path_parses_every_value_exactly_as_the_cdk(fmt: str) -> None:
         assert fast == cdk, value
 
 
-def test_install_routes_the_cdk_parser_through_the_fast_path() -> None:
-    original = DatetimeParser.parse
+def test_slice_hash_is_the_cdks_computed_once() -> None:
+    slices = [
+        StreamSlice(partition={}, cursor_slice={}),
+        StreamSlice(partition={"customer_id": "c1"}, cursor_slice={"start_time": "2024-01-01"}),
+        StreamSlice(partition={"b": [1, {"x": None}], "a": "é"}, cursor_slice={},
+                    extra_fields={"email": "z@example.com"}),
+        StreamSlice(partition={"parent_slice": {"id": 7}, "customer_id": 7}, cursor_slice={}),
+    ]
+    for piece in slices:
+        assert speedups._slice_hash(piece) == speedups._cdk_slice_hash(piece)
+        assert speedups._slice_hash(piece) == speedups._slice_hash(piece)
+    # Equal slices, whatever their key order, still hash alike.
+    one = StreamSlice(partition={"a": 1, "b": 2}, cursor_slice={})
+    other = StreamSlice(partition={"b": 2, "a": 1}, cursor_slice={})
+    assert one == other and speedups._slice_hash(one) == speedups._slice_hash(other)
+
+
+def test_install_routes_the_cdk_through_the_speedups() -> None:
+    parse, slice_hash = DatetimeParser.parse, StreamSlice.__hash__
     try:
         speedups.install()
         speedups.install()
         assert DatetimeParser.parse is speedups._parse
+        assert StreamSlice.__hash__ is speedups._slice_hash
         assert DatetimeParser().parse("2021-10-21T18:34:45Z", FORMATS[0]).tzinfo is not None
+        assert len({StreamSlice(partition={"a": 1}, cursor_slice={})} |
+                   {StreamSlice(partition={"a": 1}, cursor_slice={})}) == 1
     finally:
-        DatetimeParser.parse = original  # type: ignore[method-assign]
+        DatetimeParser.parse = parse  # type: ignore[method-assign]
+        StreamSlice.__hash__ = slice_hash  # type: ignore[method-assign]
