@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import InitVar, dataclass, field
+from io import BytesIO
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
@@ -24,6 +25,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.auth.oauth import DeclarativeOauth2Authenticator
+from airbyte_cdk.sources.declarative.decoders.composite_raw_decoder import JsonParser
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
@@ -163,9 +165,11 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
 
 
 def _is_json(response: requests.Response) -> bool:
+    # The CDK's own parser (orjson first): the standard library's took a tenth of a sync's CPU.
     try:
-        json.loads(response.content)
-    except ValueError:  # includes UnicodeDecodeError
+        for _ in JsonParser().parse(BytesIO(response.content)):
+            break
+    except AirbyteTracedException:
         return False
     return True
 
