@@ -1,0 +1,283 @@
+"""`python -m bench`: each case's sandbox, read by the connector and then by the plain baseline.
+
+Both tools run as subprocesses, one after the other, against the same sandbox (served by this
+process, on threads). For each: wall time, records per second and peak RSS; every record set
+is checked against the sandbox's own keys, so a fast wrong answer fails loudly. The table and
+the targets are printed; each run is appended to a JSON-lines file for comparing changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
+
+from bench.cases import CASES, Case, Key, key_of
+from integration_tests.cli import EXECUTABLE, catalog_for, run
+from integration_tests.sandbox import start
+from source_customers.vendors import load_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"  # configs and both tools' output, per case (not committed)
+SPAWN = ROOT / "bench" / "spawn.py"
+
+
+@dataclass
+class Run:
+    case: str
+    tool: str  # "connector" or "baseline"
+    latency_ms: float
+    wall_s: float
+    records: int
+    peak_rss_mib: float
+    workers: int | None = None  # the connector's configured workers
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.wall_s if self.wall_s else 0.0
+
+
+class CaseFailed(Exception):
+    """A tool failed, or read other records than the sandbox holds."""
+
+
+def measure(args: list[str], folder: Path, name: str, cwd: Path) -> tuple[float, float, Path]:
+    """Runs `args` with stdout to `folder/name.jsonl`: wall seconds, peak RSS (MiB), stdout."""
+    stdout, stderr = folder / f"{name}.jsonl", folder / f"{name}.stderr"
+    usage = folder / f"{name}.usage.json"
+    usage.unlink(missing_ok=True)
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        # Through spawn.py, a small parent: started from this big process, the tool's peak
+        # RSS would include ours (see spawn.py).
+        subprocess.run([sys.executable, "-S", str(SPAWN), str(usage), *args],
+                       stdout=out, stderr=err, cwd=cwd, check=False)
+    if not usage.exists():
+        raise CaseFailed(f"{name} could not be started: {stderr.read_text(errors='replace')}")
+    measured = json.loads(usage.read_text())
+    if measured["exit"]:
+        tail = stderr.read_text(errors="replace")[-2000:]
+        raise CaseFailed(f"{name} exited with {measured['exit']}; stderr ends:\n{tail}")
+    return measured["wall_s"], measured["peak_rss_kib"] / 1024, stdout
+
+
+def read_keys(path: Path, vendor: str, connector: bool) -> dict[str, list[Key]]:
+    """Each stream's primary keys, in the order read; for the connector, its errors fail."""
+    keys: dict[str, list[Key]] = defaultdict(list)
+    with path.open("rb") as lines:
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue
+            message = orjson.loads(line)
+            if not connector:
+                keys[message["stream"]].append(key_of(vendor, message["stream"], message["data"]))
+            elif message.get("type") == "RECORD":
+                record = message["record"]
+                keys[record["stream"]].append(key_of(vendor, record["stream"], record["data"]))
+            elif message.get("type") == "TRACE" and message["trace"].get("type") == "ERROR":
+                raise CaseFailed(f"connector error: {message['trace']['error']['message']}")
+    return keys
+
+
+def check(tool: str, got: Mapping[str, Sequence[Key]],
+          expected: Mapping[str, Sequence[Key]]) -> int:
+    """The number of records read, when they are exactly the sandbox's; else CaseFailed."""
+    problems = []
+    for stream in sorted(got.keys() | expected.keys()):
+        have, want = Counter(got.get(stream, [])), Counter(expected.get(stream, []))
+        if have != want:
+            missing, extra = sum((want - have).values()), sum((have - want).values())
+            problems.append(f"{tool} read {sum(have.values())} {stream} records, the sandbox "
+                            f"holds {sum(want.values())}: {missing} missing, "
+                            f"{extra} extra or duplicated")
+    if problems:
+        raise CaseFailed("; ".join(problems))
+    return sum(len(keys) for keys in got.values())
+
+
+def workers(vendor: str, config: dict[str, Any]) -> int:
+    """The connector's worker threads for this config, as its manifest resolves them."""
+    level = load_manifest(vendor)["concurrency_level"]
+    default = InterpolatedString.create(str(level["default_concurrency"]), parameters={})
+    return min(int(default.eval(config)), int(level.get("max_concurrency") or 10**6))
+
+
+def run_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
+    folder = OUT / case.name
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\n{case.name}: {case.about}", flush=True)
+    started = time.perf_counter()
+    setup = case.setup(scale)
+    server = start(setup.api)
+    try:
+        config = setup.config(server.url)
+        (folder / "config.json").write_text(json.dumps(config))
+        catalog = catalog_for(run("discover", config), *case.streams)
+        (folder / "catalog.json").write_text(json.dumps(catalog))
+        if setup.warm_up:
+            setup.warm_up(server.url)
+        n_workers = workers(case.vendor, config)
+        total = sum(len(keys) for keys in setup.expected.values())
+        budget = config.get("requests_per_second")  # Okendo's: the connector paces itself
+        print(f"  sandbox seeded in {time.perf_counter() - started:.1f} s; {total:,} records; "
+              f"latency {latency_ms:g} ms; connector workers {n_workers}"
+              + (f", requests_per_second {budget}" if budget else ""), flush=True)
+        setup.api.latency = latency_ms / 1000
+        runs = []
+        for tool, args, cwd in (
+            ("connector", [EXECUTABLE, "read", "--config", "config.json",
+                           "--catalog", "catalog.json"], folder),
+            ("baseline", [sys.executable, "-m", "bench.baseline", str(folder / "config.json"),
+                          *case.streams], ROOT),
+        ):
+            wall, rss, stdout = measure(args, folder, tool, cwd)
+            records = check(tool, read_keys(stdout, case.vendor, tool == "connector"),
+                            setup.expected)
+            runs.append(Run(case.name, tool, latency_ms, wall, records, rss,
+                            n_workers if tool == "connector" else None))
+            print(f"  {tool}: {records:,} records in {wall:.2f} s, peak RSS {rss:.0f} MiB",
+                  flush=True)
+        return runs
+    finally:
+        server.stop()
+
+
+def speed_ratio(runs: list[Run], case: str) -> float | None:
+    """The connector's records/s over the baseline's, for a case that ran."""
+    by_tool = {r.tool: r for r in runs if r.case == case}
+    if "connector" not in by_tool or "baseline" not in by_tool:
+        return None
+    return by_tool["connector"].records_per_s / by_tool["baseline"].records_per_s
+
+
+def rss_ratio(runs: list[Run], case: str) -> float | None:
+    by_tool = {r.tool: r for r in runs if r.case == case}
+    if "connector" not in by_tool or "baseline" not in by_tool:
+        return None
+    return by_tool["connector"].peak_rss_mib / by_tool["baseline"].peak_rss_mib
+
+
+def table(runs: list[Run]) -> str:
+    header = (f"{'case':<22}{'tool':<11}{'workers':>8}{'latency':>9}{'wall s':>9}"
+              f"{'records':>10}{'rec/s':>9}{'RSS MiB':>9}{'speed x':>9}{'RSS x':>7}")
+    lines = [header, "-" * len(header)]
+    for r in runs:
+        connector = r.tool == "connector"
+        speed, rss = speed_ratio(runs, r.case), rss_ratio(runs, r.case)
+        lines.append(
+            f"{r.case if connector else '':<22}{r.tool:<11}"
+            f"{r.workers if r.workers is not None else '':>8}{f'{r.latency_ms:g} ms':>9}"
+            f"{r.wall_s:>9.2f}{r.records:>10,}{r.records_per_s:>9,.0f}{r.peak_rss_mib:>9.0f}"
+            f"{f'{speed:.2f}' if connector and speed else '':>9}"
+            f"{f'{rss:.2f}' if connector and rss else '':>7}")
+    return "\n".join(lines)
+
+
+def targets(runs: list[Run], scale: float) -> list[str]:
+    """The issue's targets, each PASS, FAIL, or n/a when its cases did not run as defined."""
+    def verdict(ok: bool | None, text: str, measured: str, note: str = "") -> str:
+        mark = "n/a " if ok is None else "PASS" if ok else "FAIL"
+        return f"  {mark}  {text}: {measured}{note}"
+
+    def latency(case: str) -> float | None:
+        return next((r.latency_ms for r in runs if r.case == case), None)
+
+    lines = []
+    speed = speed_ratio(runs, "loke-customers-100k")
+    lines.append(verdict(
+        None if speed is None or latency("loke-customers-100k") != 0 else speed >= 0.5,
+        "paged stream, no latency (loke-customers-100k): connector rec/s >= 0.5 x baseline's",
+        f"{speed:.2f} x" if speed else "not run without latency"))
+    speed = speed_ratio(runs, "loke-memberships-5k")
+    at = latency("loke-memberships-5k")
+    lines.append(verdict(
+        None if speed is None or at != 20 else speed >= 5,
+        "child stream, 20 ms latency (loke-memberships-5k): connector >= 5 x baseline's rec/s",
+        f"{speed:.2f} x at {at:g} ms" if speed and at is not None else "not run"))
+    rss = {r.case: r.peak_rss_mib for r in runs if r.tool == "connector"}
+    growth = (rss["loke-customers-100k"] / rss["loke-customers-10k"]
+              if {"loke-customers-10k", "loke-customers-100k"} <= rss.keys() else None)
+    lines.append(verdict(
+        None if growth is None else growth <= 1.2,
+        "memory (loke-customers-100k vs -10k): connector peak RSS at 100k <= 1.2 x at 10k",
+        f"{growth:.2f} x" if growth else "needs both cases"))
+    if scale != 1:
+        lines.append(f"  (scale {scale:g}: the targets are defined at scale 1)")
+    return lines
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def record(path: Path, runs: list[Run], scale: float) -> None:
+    """Appends one JSON line per run: what changes are compared by."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    with path.open("a", encoding="utf-8") as out:
+        for r in runs:
+            connector = r.tool == "connector"
+            speed, rss = speed_ratio(runs, r.case), rss_ratio(runs, r.case)
+            out.write(json.dumps({
+                "timestamp": stamp, "commit": commit, "dirty": dirty, "case": r.case,
+                "scale": scale, "latency_ms": r.latency_ms, "tool": r.tool,
+                "workers": r.workers, "wall_s": round(r.wall_s, 3), "records": r.records,
+                "records_per_s": round(r.records_per_s, 1),
+                "peak_rss_mib": round(r.peak_rss_mib, 1),
+                "ratio": round(speed, 3) if connector and speed else None,
+                "rss_ratio": round(rss, 3) if connector and rss else None,
+            }) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    names = [c.name for c in CASES]
+    parser.add_argument("--cases", default=",".join(names),
+                        help="comma-separated, of: " + ", ".join(names) + " (default: all)")
+    parser.add_argument("--latency", type=float, metavar="MS",
+                        help="per-request latency in ms for every case (default: each case's)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiplies every case's size, e.g. 0.1 for a quick run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl",
+                        help="the JSON-lines file runs are appended to")
+    args = parser.parse_args(argv)
+    wanted = [n.strip() for n in args.cases.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in names]
+    if unknown or not wanted:
+        parser.error(f"unknown cases: {', '.join(unknown)}" if unknown else "no case given")
+    if args.scale <= 0:
+        parser.error("--scale must be above 0")
+    runs: list[Run] = []
+    failed: list[str] = []
+    for case in (c for c in CASES if c.name in wanted):
+        latency = case.latency_ms if args.latency is None else args.latency
+        try:
+            runs += run_case(case, args.scale, latency)
+        except CaseFailed as error:
+            failed.append(case.name)
+            print(f"  FAILED: {error}", flush=True)
+    print("\n" + table(runs))
+    print("\ntargets:\n" + "\n".join(targets(runs, args.scale)))
+    if runs:
+        record(args.out, runs, args.scale)
+        print(f"\nrecorded in {args.out}")
+    if failed:
+        print(f"\nFAILED (wrong records or an error): {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
