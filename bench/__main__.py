@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ class Run:
     records: int
     peak_rss_mib: float
     workers: int | None = None  # the connector's configured workers
+    load: float = 0.0  # the machine's 1-minute load average when the case began: others' work
 
     @property
     def records_per_s(self) -> float:
@@ -129,9 +131,11 @@ def run_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
         n_workers = workers(case.vendor, config)
         total = sum(len(keys) for keys in setup.expected.values())
         budget = config.get("requests_per_second")  # Okendo's: the connector paces itself
+        load = os.getloadavg()[0]
         print(f"  sandbox seeded in {time.perf_counter() - started:.1f} s; {total:,} records; "
               f"latency {latency_ms:g} ms; connector workers {n_workers}"
-              + (f", requests_per_second {budget}" if budget else ""), flush=True)
+              + (f", requests_per_second {budget}" if budget else "")
+              + f"; load average {load:.1f}", flush=True)
         setup.api.latency = latency_ms / 1000
         runs = []
         for tool, args, cwd in (
@@ -144,7 +148,7 @@ def run_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
             records = check(tool, read_keys(stdout, case.vendor, tool == "connector"),
                             setup.expected)
             runs.append(Run(case.name, tool, latency_ms, wall, records, rss,
-                            n_workers if tool == "connector" else None))
+                            n_workers if tool == "connector" else None, load))
             print(f"  {tool}: {records:,} records in {wall:.2f} s, peak RSS {rss:.0f} MiB",
                   flush=True)
         return runs
@@ -238,6 +242,7 @@ def record(path: Path, runs: list[Run], scale: float) -> None:
                 "peak_rss_mib": round(r.peak_rss_mib, 1),
                 "ratio": round(speed, 3) if connector and speed else None,
                 "rss_ratio": round(rss, 3) if connector and rss else None,
+                "load_1m": round(r.load, 2),
             }) + "\n")
 
 

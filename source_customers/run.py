@@ -24,7 +24,7 @@ from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
 )
 
 from source_customers import components, speedups
-from source_customers.vendors import VENDORS, combined_spec, load_manifest
+from source_customers.vendors import VENDORS, combined_spec, config_problem, load_manifest
 
 # Manifests name their components as the platform's runner registers them, so the same
 # YAML runs unchanged there and here.
@@ -49,6 +49,10 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
     if vendor not in VENDORS:
         found = "is missing" if vendor is None else f"is {vendor!r}"
         return f"Config field 'vendor' {found}; it must be one of: {', '.join(VENDORS)}."
+    # Before the source is built: building it evaluates config values (num_workers).
+    problem = config_problem(vendor, config)
+    if problem:
+        return problem
     return ConcurrentDeclarativeSource(
         catalog=catalog,
         config=config,

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 from airbyte_cdk.models import ConnectorSpecification
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError, relevance
 
 DOCUMENTATION_URL = "https://github.com/source-customers/source-customers#readme"
 
@@ -77,3 +79,81 @@ def combined_spec() -> ConnectorSpecification:
             "oneOf": branches,
         },
     )
+
+
+def config_problem(vendor: str, config: Any) -> str | None:
+    """Why `config` does not fit the vendor's spec, naming the field at fault; None if it fits.
+
+    The CDK's own message is jsonschema's, which names a missing field but not a field of
+    the wrong type or form ("123 is not of type 'string'"), and for a choice of
+    credentials says only that none fits. The value of a secret field is never quoted.
+    """
+    spec = load_manifest(vendor)["spec"]["connection_specification"]
+    errors = list(Draft7Validator(spec).iter_errors(config))
+    if not errors:
+        return None
+    # Not jsonschema's best_match: it descends into a oneOf by its own guess, often into a
+    # branch the config did not choose.
+    error = _branch_error(min(errors, key=relevance))
+    where = [str(p) for p in error.absolute_path]
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    # A value is quoted only if it is a plain value of a field that cannot hold a secret.
+    quotable = not isinstance(error.instance, (dict, list)) and "airbyte_secret" not in str(schema)
+    value = f" (got {error.instance!r:.60})" if quotable else ""
+    rule = error.validator_value
+    if error.validator == "required":
+        missing = next(r for r in rule if r not in error.instance)
+        return f"Config field '{_field([*where, missing])}' is missing."
+    if error.validator == "oneOf":  # no branch's discriminator matched
+        key, allowed = _discriminator(rule)
+        chosen = error.instance.get(key) if isinstance(error.instance, dict) else None
+        got = "" if chosen is None else f" (got {chosen!r:.60})"
+        return f"Config field '{_field([*where, key])}' must be one of: {', '.join(allowed)}{got}."
+    return f"Config field '{_field(where)}' {_rule(error.validator, rule, schema)}{value}."
+
+
+def _rule(validator: Any, rule: Any, schema: dict[str, Any]) -> str:
+    """What a JSON-schema keyword asks of a value, in words."""
+    if validator == "type":
+        return f"must be of type {rule}"
+    if validator == "pattern":
+        return f"must be {schema.get('pattern_descriptor') or 'of the form ' + str(rule)}"
+    if validator == "enum":
+        return f"must be one of: {', '.join(map(str, rule))}"
+    if validator == "minLength":
+        return "must not be empty"
+    if validator == "minItems":
+        return f"must hold at least {rule} item{'s' if rule != 1 else ''}"
+    if validator in ("minimum", "maximum"):
+        return f"must be at {'least' if validator == 'minimum' else 'most'} {rule}"
+    return f"is not valid ({validator}: {rule!r:.60})"
+
+
+def _branch_error(error: ValidationError) -> ValidationError:
+    """Within a choice (oneOf), the error of the branch the config chose by its discriminator."""
+    while error.validator == "oneOf" and error.context:
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        chosen = [errs for errs in branches.values() if all(e.validator != "const" for e in errs)]
+        if not chosen:
+            return error
+        error = min(chosen[0], key=relevance)
+    return error
+
+
+def _discriminator(branches: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The property whose `const` tells a oneOf's branches apart, and its allowed values."""
+    for key in branches[0].get("properties", {}):
+        consts = [b.get("properties", {}).get(key, {}).get("const") for b in branches]
+        if all(c is not None for c in consts):
+            return key, [str(c) for c in consts]
+    return "", []
+
+
+def _field(path: list[str]) -> str:
+    """`credentials.client_id`, `customer_emails[2]`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+    return text
