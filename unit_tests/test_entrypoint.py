@@ -99,3 +99,42 @@ def test_parent_streams_bypass_the_cdks_sqlite_cache(vendor: str) -> None:
         source_config=load_manifest(vendor), config={"vendor": vendor}).resolved_manifest
     for requester in _parent_requesters(resolved["streams"]):
         assert requester.get("use_cache") is False, requester.get("path")
+
+
+def _budget_allows(vendor: str, config: dict[str, Any], calls: int,
+                   after_429: bool = False) -> int:
+    """How many of `calls` requests at once the vendor's API budget lets through."""
+    import requests
+    from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
+        HTTPAPIBudget,
+    )
+    from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
+        ModelToComponentFactory,
+    )
+    from airbyte_cdk.sources.streams.call_rate import CallRateLimitHit
+
+    definition = load_manifest(vendor)["api_budget"]
+    budget = ModelToComponentFactory().create_component(HTTPAPIBudget, definition, config)
+    request = requests.Request("GET", "https://api.example.com/customers").prepare()
+    if after_429:
+        refused = requests.Response()
+        refused.status_code = 429
+        budget.update_from_response(request, refused)
+    for allowed in range(calls):
+        try:
+            budget.acquire_call(request, block=False)
+        except CallRateLimitHit:
+            return allowed
+    return calls
+
+
+def test_okendo_budget_is_two_requests_a_second_unless_raised() -> None:
+    assert _budget_allows("okendo", {}, 10) == 2
+    assert _budget_allows("okendo", {"requests_per_second": 7}, 10) == 7
+
+
+def test_capillary_budget_applies_only_a_configured_limit_per_minute() -> None:
+    assert _budget_allows("capillary", {"requests_per_minute": 5}, 10) == 5
+    assert _budget_allows("capillary", {}, 500) == 500
+    # A 429 is retried by the error handler; it must not hold every worker for a minute.
+    assert _budget_allows("capillary", {}, 10, after_429=True) == 10
