@@ -123,12 +123,12 @@ CASES: tuple[Case, ...] = (
     Case("malomo-20k", "malomo", ("customers", "customer_events"), 0,
          "Malomo, 20,000 customers (pages of 100) and their events (one request or two each)",
          malomo_customers_and_events),
-    Case("okendo-2k", "okendo", ("customers", "customer_profiles", "customer_activities"), 0,
+    Case("okendo-2k", "okendo", ("customers", "customer_profiles", "customer_activities"), 20,
          "Okendo, 2,000 e-mails (plus 2 unknown, 2 duplicates) looked up; their customers, "
          "profiles and activities; sandbox rate limit off, connector paced by its "
-         "requests_per_second",
+         "requests_per_second (100)",
          okendo_by_email),
-    Case("capillary-2k", "capillary", ("customers",), 0,
-         "Capillary, 2,000 mobiles looked up one by one",
+    Case("capillary-2k", "capillary", ("customers",), 20,
+         "Capillary, 2,000 mobiles, one lookup each",
          capillary_by_mobile),
 )
