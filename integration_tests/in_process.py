@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -74,6 +76,30 @@ def manifest(vendor: str, read_timeout: float | None = None) -> dict[str, Any]:
     return loaded
 
 
+def _settle(before: set[threading.Thread], timeout: float = 60) -> None:
+    """Waits for the connector work a read left running (a failed read's lookups still
+    retrying) while the caller's recorded sleeps still apply: afterwards its backoff would
+    really wait, and the interpreter would wait for it at exit. Idle pool workers, which do
+    no work, are not waited for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = sys._current_frames()
+        busy = [t for t in set(threading.enumerate()) - before
+                if not t.daemon and t.ident in frames and _in_connector(frames[t.ident])]
+        if not busy:
+            return
+        busy[0].join(0.05)
+
+
+def _in_connector(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if "airbyte_cdk" in frame.f_code.co_filename or "source_customers" in \
+                frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _output(result: entrypoint_wrapper.EntrypointOutput) -> Output:
     messages = [AirbyteMessageSerializer.dump(m) for m in result.get_message_iterator()]
     failed = any(m["type"] == "TRACE" and m["trace"]["type"] == "ERROR" for m in messages)
@@ -101,6 +127,8 @@ def read(config: dict[str, Any], catalog: dict[str, Any] | None = None,
     )
     # A token shared by every stream lives for a process: each read starts without one.
     SharedClientCredentialsOAuthenticator._tokens.clear()
+    before = set(threading.enumerate())
     result = entrypoint_wrapper.read(source, config, configured, states,
                                      expected_outcome=ExpectedOutcome.ALLOW_ANY)
+    _settle(before)
     return _output(result)
