@@ -14,11 +14,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from concurrent.futures import Future
 from dataclasses import InitVar, dataclass, field
 from io import BytesIO
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -49,6 +49,8 @@ from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
 from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -564,27 +566,22 @@ class OkendoCustomerLookup(PartitionRouter):
         seen_customers: set[str] = set()
         unknown = 0
         workers = int(InterpolatedString.create(str(self.workers), parameters={}).eval(self.config))
-        pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="okendo-lookup")
-        try:
-            found = pool.map(self._customer_id, distinct.values())
-            for address, customer_id in zip(distinct.values(), found, strict=True):
-                if customer_id is None:
-                    unknown += 1
-                elif customer_id in seen_customers:
-                    _OKENDO_LOG.info(
-                        f"Okendo: {okendo_mask_email(address)} belongs to a customer already "
-                        "read through another address; read it once."
-                    )
-                else:
-                    seen_customers.add(customer_id)
-                    yield StreamSlice(
-                        partition={"customer_id": customer_id},
-                        cursor_slice={},
-                        extra_fields={"email": address},
-                    )
-        finally:
-            # A failed or abandoned sync must not go on looking addresses up.
-            pool.shutdown(wait=False, cancel_futures=True)
+        found = _in_parallel(self._customer_id, list(distinct.values()), workers)
+        for address, customer_id in zip(distinct.values(), found, strict=True):
+            if customer_id is None:
+                unknown += 1
+            elif customer_id in seen_customers:
+                _OKENDO_LOG.info(
+                    f"Okendo: {okendo_mask_email(address)} belongs to a customer already "
+                    "read through another address; read it once."
+                )
+            else:
+                seen_customers.add(customer_id)
+                yield StreamSlice(
+                    partition={"customer_id": customer_id},
+                    cursor_slice={},
+                    extra_fields={"email": address},
+                )
         _OKENDO_LOG.info(
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
             f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
@@ -671,6 +668,37 @@ class OkendoCustomerLookup(PartitionRouter):
         next_page_token: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any]:
         return {}
+
+
+def _in_parallel(work: Callable[[str], T], items: list[str], workers: int) -> Iterator[T]:
+    """`work` over `items`, up to `workers` at a time, results in the items' order.
+
+    The threads are daemons and take no new item once the results are abandoned: a sync
+    that fails while lookups are still retrying with backoff ends at once instead of
+    waiting for them (a ThreadPoolExecutor's threads hold the interpreter's exit).
+    """
+    results: list[Future[T]] = [Future() for _ in items]
+    pending = iter(range(len(items)))
+    lock, abandoned = threading.Lock(), threading.Event()
+
+    def run() -> None:
+        while not abandoned.is_set():
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index].set_result(work(items[index]))
+            except BaseException as error:  # handed to the caller, in order
+                results[index].set_exception(error)
+
+    for _ in range(max(1, min(workers, len(items)))):
+        threading.Thread(target=run, name="okendo-lookup", daemon=True).start()
+    try:
+        for result in results:
+            yield result.result()
+    finally:
+        abandoned.set()
 
 
 @dataclass

@@ -301,3 +301,36 @@ def test_streams_keys_and_cursor_as_the_contract_says() -> None:
     assert streams["customer_activities"].source_defined_primary_key == [["activityId"]]
     assert streams["customer_activities"].default_cursor_field == ["date"]
     assert SyncMode.incremental not in streams["customers"].supported_sync_modes
+
+
+def test_lookups_run_in_parallel_in_order_and_stop_once_abandoned() -> None:
+    import threading
+
+    from source_customers.components import _in_parallel
+
+    seen: list[tuple[str, bool]] = []
+    later = threading.Event()
+
+    def look_up(address: str) -> str:
+        seen.append((address, threading.current_thread().daemon))
+        if address == "bad":
+            raise ValueError(address)
+        if address != "a":
+            later.wait(5)
+        return address.upper()
+
+    later.set()
+    assert list(_in_parallel(look_up, ["a", "b", "c"], 2)) == ["A", "B", "C"]
+    found = _in_parallel(look_up, ["a", "bad", "c"], 2)
+    assert next(found) == "A"
+    with pytest.raises(ValueError):
+        next(found)
+    # A failed sync abandons the rest: nothing new starts, and no thread holds the exit.
+    later.clear()
+    seen.clear()
+    found = _in_parallel(look_up, ["a"] + [f"x{n}" for n in range(50)], 3)
+    assert next(found) == "A"
+    found.close()
+    later.set()
+    threading.Event().wait(0.3)  # for the workers to finish what they had started
+    assert len(seen) <= 4 and all(daemon for _, daemon in seen)
