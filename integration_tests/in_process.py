@@ -34,7 +34,10 @@ from airbyte_cdk.test.models.outcome import ExpectedOutcome
 
 from integration_tests.cli import Output, catalog_for
 from source_customers import run  # noqa: F401  registers the components module
-from source_customers.components import SharedClientCredentialsOAuthenticator
+from source_customers.components import (
+    OkendoCustomerLookup,
+    SharedClientCredentialsOAuthenticator,
+)
 from source_customers.vendors import load_manifest
 
 _REAL_SLEEP = time.sleep
@@ -125,8 +128,10 @@ def read(config: dict[str, Any], catalog: dict[str, Any] | None = None,
         catalog=configured, config=config, state=states,
         source_config=manifest(config["vendor"], read_timeout),
     )
-    # A token shared by every stream lives for a process: each read starts without one.
+    # Tokens and Okendo lookups shared by every stream live for a process (one sync, for the
+    # CLI): each read here is a sync of its own and starts without them.
     SharedClientCredentialsOAuthenticator._tokens.clear()
+    OkendoCustomerLookup._lookups.clear()
     before = set(threading.enumerate())
     result = entrypoint_wrapper.read(source, config, configured, states,
                                      expected_outcome=ExpectedOutcome.ALLOW_ANY)

@@ -321,6 +321,9 @@ def test_lookups_run_in_parallel_in_order_and_stop_once_abandoned() -> None:
 
     later.set()
     assert list(_in_parallel(look_up, ["a", "b", "c"], 2)) == ["A", "B", "C"]
+    # Two workers run two lookups at once: each waits for the other to have started.
+    both = threading.Barrier(2, timeout=5)
+    assert list(_in_parallel(lambda a: (both.wait(), a)[1], ["p", "q"], 2)) == ["p", "q"]
     found = _in_parallel(look_up, ["a", "bad", "c"], 2)
     assert next(found) == "A"
     with pytest.raises(ValueError):
