@@ -90,7 +90,3 @@ def main(args: Sequence[str]) -> int:
         return _fail(parsed.command, source)
     launch(source, list(args))
     return 0
-
-
-def run() -> None:
-    sys.exit(main(sys.argv[1:]))

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
+from typing import Any
 
 import pytest
+import requests
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteMessageSerializer,
+    AirbyteRecordMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    Type,
+)
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
+from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
 from airbyte_cdk.sources.types import StreamSlice
+from serpyco_rs import _main as serpyco
 
 from integration_tests.sandbox import loke
-from source_customers import speedups
+from source_customers import components, serializer_schemas, speedups
 
 FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S%z", "%s"]
 ODD_VALUES = [
@@ -60,16 +74,84 @@ def test_slice_hash_is_the_cdks_computed_once() -> None:
     assert one == other and speedups._slice_hash(one) == speedups._slice_hash(other)
 
 
-def test_install_routes_the_cdk_through_the_speedups() -> None:
-    parse, slice_hash = DatetimeParser.parse, StreamSlice.__hash__
-    try:
-        speedups.install()
-        speedups.install()
-        assert DatetimeParser.parse is speedups._parse
-        assert StreamSlice.__hash__ is speedups._slice_hash
-        assert DatetimeParser().parse("2021-10-21T18:34:45Z", FORMATS[0]).tzinfo is not None
-        assert len({StreamSlice(partition={"a": 1}, cursor_slice={})} |
-                   {StreamSlice(partition={"a": 1}, cursor_slice={})}) == 1
-    finally:
-        DatetimeParser.parse = parse  # type: ignore[method-assign]
-        StreamSlice.__hash__ = slice_hash  # type: ignore[method-assign]
+def test_install_routes_the_cdk_through_the_speedups(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, name in [(DatetimeParser, "parse"), (StreamSlice, "__hash__"),
+                        (components, "_is_json"), (JsonDecoder, "decode")]:
+        monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
+    speedups.install()
+    speedups.install()
+    assert DatetimeParser.parse is speedups._parse
+    assert StreamSlice.__hash__ is speedups._slice_hash
+    assert components._is_json is speedups._is_json_keeping_body
+    assert JsonDecoder.decode is speedups._decode
+    assert DatetimeParser().parse("2021-10-21T18:34:45Z", FORMATS[0]).tzinfo is not None
+    assert len({StreamSlice(partition={"a": 1}, cursor_slice={})} |
+               {StreamSlice(partition={"a": 1}, cursor_slice={})}) == 1
+
+
+def answer(body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = 200, body
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+BODIES = [
+    b'[{"id": 1, "tags": ["a"]}, {"id": 2, "n": null}]', b'{"id": 1}', b"[]", b"{}", b"0",
+    b'"text"', b"null", b"[1, 2]", b'{"s": "\\ud800"}',  # a lone surrogate: orjson refuses it
+    b"  [\n{\"id\": 1}\n]  ", "[{\"name\": \"Zo\u00eb\"}]".encode(),
+    b'[{"id": 1}, {"id": 2', b"<html>502 Bad Gateway</html>", b"", b"\xff\xfe",
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_body_checked_once_decodes_exactly_as_the_cdk(body: bytes) -> None:
+    checked = answer(body)
+    assert speedups._is_json_keeping_body(checked) == speedups._cdk_is_json(answer(body))
+    decoder = JsonDecoder(parameters={})
+    expected = list(speedups._cdk_json_decode(decoder, answer(body)))
+    assert list(speedups._decode(decoder, checked)) == expected
+    # Taken by the first decoding: a second one parses afresh, sharing no record with it.
+    first = list(speedups._decode(decoder, checked))
+    again = list(speedups._decode(decoder, checked))
+    assert first == again == expected
+    assert all(a is not b for a, b in zip(first, again, strict=True) if isinstance(a, dict))
+
+
+def test_checked_body_is_taken_by_the_decoder_not_kept() -> None:
+    response = answer(b'[{"id": 1}]')
+    assert speedups._is_json_keeping_body(response)
+    records = list(speedups._decode(JsonDecoder(parameters={}), response))
+    records[0]["customerId"] = "added by a transformation"
+    assert speedups._CHECKED_BODY not in response.__dict__
+    assert list(speedups._decode(JsonDecoder(parameters={}), response)) == [{"id": 1}]
+
+
+def test_deferred_serializer_schema_is_the_one_serpyco_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serpyco, "get_json_schema", serpyco.get_json_schema)
+    monkeypatch.setattr(serpyco.Serializer, "get_json_schema", serpyco.Serializer.get_json_schema)
+    kinds: list[tuple[Any, Any]] = [
+        (AirbyteMessage, AirbyteMessage(type=Type.RECORD, record=AirbyteRecordMessage(
+            stream="customers", data={"id": "c1", "none": None}, emitted_at=1))),
+        (AirbyteStateMessage, AirbyteStateMessage(data={"updatedAt": "2024-01-01T00:00:00Z"})),
+        (ConfiguredAirbyteCatalog, ConfiguredAirbyteCatalog(streams=[])),
+    ]
+    eager = [serpyco.Serializer(kind, omit_none=True) for kind, _ in kinds]
+    serializer_schemas.defer()
+    deferred = [serpyco.Serializer(kind, omit_none=True) for kind, _ in kinds]
+    for (_, value), before, after in zip(kinds, eager, deferred, strict=True):
+        assert isinstance(after.__dict__["_schema"], serializer_schemas._Deferred)
+        assert after.dump(value) == before.dump(value)
+        assert after.get_json_schema() == before.get_json_schema()
+        assert after.get_json_schema() is after.get_json_schema()  # built once
+    assert AirbyteMessageSerializer.dump(kinds[0][1]) == eager[0].dump(kinds[0][1])
+
+
+def test_command_defers_the_schemas_before_the_cdk_is_imported() -> None:
+    # Deferring works only for serializers built after it: the command's module must not
+    # import the CDK before it runs.
+    probe = ("import sys, source_customers.__main__; "
+             "assert not [m for m in sys.modules if m.startswith('airbyte_cdk')], 'imported'")
+    subprocess.run([sys.executable, "-c", probe], check=True)
