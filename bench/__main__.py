@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import subprocess
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
@@ -39,11 +40,12 @@ class Run:
     case: str
     tool: str  # "connector" or "baseline"
     latency_ms: float
-    wall_s: float
+    wall_s: float  # the median of its rounds
     records: int
-    peak_rss_mib: float
+    peak_rss_mib: float  # the highest of its rounds
     workers: int | None = None  # the connector's configured workers
     load: float = 0.0  # the machine's 1-minute load average when the case began: others' work
+    rounds_s: tuple[float, ...] = ()  # every round's wall time, in the order run
 
     @property
     def records_per_s(self) -> float:
@@ -114,7 +116,7 @@ def workers(vendor: str, config: dict[str, Any]) -> int:
     return min(int(default.eval(config)), int(level.get("max_concurrency") or 10**6))
 
 
-def run_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
+def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[Run]:
     folder = OUT / case.name
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n{case.name}: {case.about}", flush=True)
@@ -137,20 +139,30 @@ def run_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
               + (f", requests_per_second {budget}" if budget else "")
               + f"; load average {load:.1f}", flush=True)
         setup.api.latency = latency_ms / 1000
-        runs = []
-        for tool, args, cwd in (
+        tools = (
             ("connector", [EXECUTABLE, "read", "--config", "config.json",
                            "--catalog", "catalog.json"], folder),
             ("baseline", [sys.executable, "-m", "bench.baseline", str(folder / "config.json"),
                           *case.streams], ROOT),
-        ):
-            wall, rss, stdout = measure(args, folder, tool, cwd)
-            records = check(tool, read_keys(stdout, case.vendor, tool == "connector"),
-                            setup.expected)
-            runs.append(Run(case.name, tool, latency_ms, wall, records, rss,
-                            n_workers if tool == "connector" else None, load))
-            print(f"  {tool}: {records:,} records in {wall:.2f} s, peak RSS {rss:.0f} MiB",
-                  flush=True)
+        )
+        measured: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        records: dict[str, int] = {}
+        # Rounds alternate the tools, so that a change in the machine's load falls on both.
+        for round_ in range(1, rounds + 1):
+            for tool, args, cwd in tools:
+                wall, rss, stdout = measure(args, folder, tool, cwd)
+                records[tool] = check(tool, read_keys(stdout, case.vendor, tool == "connector"),
+                                      setup.expected)
+                measured[tool].append((wall, rss))
+                of = f" (round {round_} of {rounds})" if rounds > 1 else ""
+                print(f"  {tool}: {records[tool]:,} records in {wall:.2f} s, "
+                      f"peak RSS {rss:.0f} MiB{of}", flush=True)
+        runs = []
+        for tool, _, _ in tools:
+            walls = tuple(wall for wall, _ in measured[tool])
+            runs.append(Run(case.name, tool, latency_ms, statistics.median(walls),
+                            records[tool], max(rss for _, rss in measured[tool]),
+                            n_workers if tool == "connector" else None, load, walls))
         return runs
     finally:
         server.stop()
@@ -172,7 +184,7 @@ def rss_ratio(runs: list[Run], case: str) -> float | None:
 
 
 def table(runs: list[Run]) -> str:
-    header = (f"{'case':<22}{'tool':<11}{'workers':>8}{'latency':>9}{'wall s':>9}"
+    header = (f"{'case':<22}{'tool':<11}{'workers':>8}{'latency':>9}{'rounds':>7}{'wall s':>9}"
               f"{'records':>10}{'rec/s':>9}{'RSS MiB':>9}{'speed x':>9}{'RSS x':>7}")
     lines = [header, "-" * len(header)]
     for r in runs:
@@ -181,7 +193,7 @@ def table(runs: list[Run]) -> str:
         lines.append(
             f"{r.case if connector else '':<22}{r.tool:<11}"
             f"{r.workers if r.workers is not None else '':>8}{f'{r.latency_ms:g} ms':>9}"
-            f"{r.wall_s:>9.2f}{r.records:>10,}{r.records_per_s:>9,.0f}{r.peak_rss_mib:>9.0f}"
+            f"{len(r.rounds_s):>7}{r.wall_s:>9.2f}{r.records:>10,}{r.records_per_s:>9,.0f}{r.peak_rss_mib:>9.0f}"
             f"{f'{speed:.2f}' if connector and speed else '':>9}"
             f"{f'{rss:.2f}' if connector and rss else '':>7}")
     return "\n".join(lines)
@@ -243,6 +255,7 @@ def record(path: Path, runs: list[Run], scale: float) -> None:
                 "ratio": round(speed, 3) if connector and speed else None,
                 "rss_ratio": round(rss, 3) if connector and rss else None,
                 "load_1m": round(r.load, 2),
+                "rounds_s": [round(wall, 3) for wall in r.rounds_s],
             }) + "\n")
 
 
@@ -255,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="per-request latency in ms for every case (default: each case's)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiplies every case's size, e.g. 0.1 for a quick run")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="runs of each tool per case, alternating; the median wall time "
+                        "and the highest peak RSS count (default: each case's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl",
                         help="the JSON-lines file runs are appended to")
     args = parser.parse_args(argv)
@@ -264,12 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases: {', '.join(unknown)}" if unknown else "no case given")
     if args.scale <= 0:
         parser.error("--scale must be above 0")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     runs: list[Run] = []
     failed: list[str] = []
     for case in (c for c in CASES if c.name in wanted):
         latency = case.latency_ms if args.latency is None else args.latency
         try:
-            runs += run_case(case, args.scale, latency)
+            runs += run_case(case, args.scale, latency, args.rounds or case.rounds)
         except CaseFailed as error:
             failed.append(case.name)
             print(f"  FAILED: {error}", flush=True)

@@ -48,6 +48,9 @@ class Case:
     latency_ms: float  # added to every request, unless --latency says otherwise
     about: str
     setup: Callable[[float], Setup]  # scale -> a sandbox that size
+    # Runs of each tool: a few seconds' runs on a shared machine vary by a tenth, so those
+    # are run three times and their medians compared.
+    rounds: int = 1
 
 
 def scaled(count: int, scale: float) -> int:
@@ -112,10 +115,10 @@ def capillary_by_mobile(scale: float) -> Setup:
 CASES: tuple[Case, ...] = (
     Case("loke-customers-10k", "loke", ("customers",), 0,
          "LOKE customers, 10,000 in pages of 1,000: the peak-RSS reference for 100k",
-         loke_customers(10_000)),
+         loke_customers(10_000), rounds=3),
     Case("loke-customers-100k", "loke", ("customers",), 0,
          "LOKE customers, 100,000 in pages of 1,000: a paged stream's throughput",
-         loke_customers(100_000)),
+         loke_customers(100_000), rounds=3),
     Case("loke-memberships-5k", "loke", ("customer_memberships",), 20,
          "LOKE memberships of 5,000 customers, all with memberships: a child stream, "
          "one request (or two) per customer",
