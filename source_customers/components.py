@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import InitVar, dataclass, field
 from io import BytesIO
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -122,14 +122,7 @@ def resolve_next_link(base: str, link: str, vendor: str = "The API") -> str:
     base_parts = urlsplit(base)
     if parts.scheme or parts.netloc:
         if (parts.scheme, parts.netloc) != (base_parts.scheme, base_parts.netloc):
-            raise AirbyteTracedException(
-                message=(
-                    f"{vendor} sent a next-page link to another host or scheme "
-                    f"({parts.scheme}://{parts.netloc}); refused to follow it so that no "
-                    "credential leaves the configured base_url."
-                ),
-                failure_type=FailureType.system_error,
-            )
+            raise _refused(f"{vendor} sent a next-page link", parts)
         return link
     path = link if link.startswith("/") else "/" + link
     base_path = base_parts.path.rstrip("/")
@@ -188,14 +181,17 @@ def refuse_redirect_elsewhere(response: requests.Response, **kwargs: Any) -> Non
     target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
     origin = urlsplit(response.url)
     if (target.scheme, target.netloc) != (origin.scheme, origin.netloc):
-        raise AirbyteTracedException(
-            message=(
-                f"The API redirected a request to another host or scheme "
-                f"({target.scheme}://{target.netloc}); refused to follow it so that no "
-                "credential leaves the configured base_url."
-            ),
-            failure_type=FailureType.system_error,
-        )
+        raise _refused("The API redirected a request", target)
+
+
+def _refused(what: str, elsewhere: SplitResult) -> AirbyteTracedException:
+    return AirbyteTracedException(
+        message=(
+            f"{what} to another host or scheme ({elsewhere.scheme}://{elsewhere.netloc}); "
+            "refused to follow it so that no credential leaves the configured base_url."
+        ),
+        failure_type=FailureType.system_error,
+    )
 
 
 # --- loke ---
