@@ -8,16 +8,18 @@ This module is injected as-is into the platform's `source-declarative-manifest` 
 # No `from __future__ import annotations`: the platform's runner executes this file as a
 # module it has not registered yet, and dataclasses cannot resolve string annotations there.
 import base64
+import datetime
+import email.utils
 import hashlib
 import json
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future
 from dataclasses import InitVar, dataclass, field
-from io import BytesIO
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import SplitResult, urljoin, urlsplit
 
@@ -30,6 +32,9 @@ from airbyte_cdk.sources.declarative.decoders.composite_raw_decoder import JsonP
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.requesters.error_handlers.backoff_strategy import (
+    BackoffStrategy,
+)
 from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_handler import (
     DefaultErrorHandler,
 )
@@ -49,6 +54,7 @@ from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secrets
 from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.adapters import HTTPAdapter
 
 T = TypeVar("T")
 
@@ -133,41 +139,261 @@ def resolve_next_link(base: str, link: str, vendor: str = "The API") -> str:
 
 @dataclass
 class JsonBodyErrorHandler(DefaultErrorHandler):
-    """The DefaultErrorHandler, plus: a success status whose body is not JSON is retried.
+    """The DefaultErrorHandler, holding every answer to the vendor's documented shape.
 
-    Every vendor answers a read with JSON. A proxy or a failing server can still answer
-    `200 OK` with a body cut short or an HTML page, and the CDK's JSON decoder reads such a
-    body as an empty page, which its paginators take for the last one: the sync would end
-    "successfully" without that page's records (and, for Malomo, without every later page).
-    Such an answer is retried like a 5xx instead; if it persists the sync fails with this
-    message. Used exactly like DefaultErrorHandler; stateless, so shared by threads safely.
+    The CDK takes any `200` for a page: a body cut short or a proxy's HTML page decodes as
+    an empty page (which its paginators take for the last one), and an error object or a
+    wrapped page where the API sends a bare array becomes one record without a key. Its
+    default mapping retries statuses that retrying cannot fix (422, 431, ...) for minutes.
+    So, after the manifest's own `response_filters`:
+
+    - a success whose body is not JSON, or not of the shape `records_path` / `record_path`
+      declare, is retried like a 5xx, and fails the sync naming the request if it persists;
+    - a record without a value for each field of `record_key` fails the sync at once,
+      naming the stream and the field: it could not be deduplicated;
+    - 408, 429, 500, 502, 503 and 504 are retried, every other status fails at once quoting
+      the vendor's message; a redirect loop fails naming it; a timeout, a reset or a body
+      dropped mid-way is retried. Every retry's message names its cause.
+
+    `records_path` is where a page holds its list of records (`[]`: the body is the list);
+    `record_path` is where a one-record answer holds its object. Stateless: shared by threads.
     """
+
+    records_path: list[str] | None = None
+    record_path: list[str] | None = None
+    record_key: list[str] = field(default_factory=list)
+    vendor: str = "The API"
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        name = (parameters or {}).get("name")
+        self._of_stream = f" of stream '{name}'" if name else ""
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
     ) -> ErrorResolution:
-        response = response_or_exception
-        if isinstance(response, requests.Response) and response.ok and not _is_json(response):
-            return ErrorResolution(
-                response_action=ResponseAction.RETRY,
-                failure_type=FailureType.transient_error,
-                error_message=(
-                    f"The API answered HTTP {response.status_code} with a body that is not JSON "
-                    f"({len(response.content)} bytes of {response.headers.get('Content-Type')}"
-                    ": cut short, or a proxy's page). Retried it; records are never skipped."
+        answer = response_or_exception
+        body: Any = NOT_JSON
+        if isinstance(answer, requests.Response) and answer.ok:
+            body = _json_body(answer)
+            if body is NOT_JSON:
+                return self._retry(answer, (
+                    f"a body that is not JSON ({len(answer.content)} bytes of "
+                    f"{answer.headers.get('Content-Type') or 'no declared type'}: cut short, "
+                    "or a proxy's page)"))
+        for response_filter in self.response_filters or []:
+            resolution = response_filter.matches(response_or_exception=answer)
+            if resolution:
+                retrying = resolution.response_action in _RETRYING
+                if retrying and isinstance(answer, requests.Response):
+                    return self._retry(answer, f"HTTP {answer.status_code}",
+                                       resolution.error_message,
+                                       resolution.response_action or ResponseAction.RETRY)
+                return resolution
+        if isinstance(answer, requests.Response):
+            return self._checked(answer, body) if answer.ok else self._status(answer)
+        return _exception_resolution(answer)
+
+    def _checked(self, response: requests.Response, body: Any) -> ErrorResolution:
+        """A success: its records, if it must hold any, are where and what they should be."""
+        if self.records_path is not None:
+            records = _at(body, self.records_path) if self.records_path else body
+            if not isinstance(records, list):
+                return self._retry(response, _unexpected(body, self.records_path, "a JSON array"))
+        elif self.record_path is not None:
+            record = _at(body, self.record_path) if self.record_path else body
+            if not isinstance(record, Mapping):
+                return self._retry(response, _unexpected(body, self.record_path, "a JSON object"))
+            records = [record]
+        else:
+            return SUCCESS_RESOLUTION
+        for position, record in enumerate(records, 1):
+            missing = _missing_key(record, self.record_key)
+            if missing:
+                return ErrorResolution(
+                    response_action=ResponseAction.FAIL,
+                    failure_type=FailureType.system_error,
+                    error_message=(
+                        f"{self.vendor} sent a record{self._of_stream} without its primary key "
+                        f"'{missing}' (record {position} of {_request(response)}). "
+                        "Stopped the sync rather than emit a record that cannot be "
+                        "deduplicated; no later record was read."
+                    ),
+                )
+        return SUCCESS_RESOLUTION
+
+    def _status(self, response: requests.Response) -> ErrorResolution:
+        status = response.status_code
+        if status in _RETRY_STATUSES:
+            action = ResponseAction.RATE_LIMITED if status == 429 else ResponseAction.RETRY
+            return self._retry(response, f"HTTP {status}", _vendor_message(response), action)
+        if response.is_redirect:
+            problem = f"a redirect (HTTP {status}) that was not followed"
+        else:
+            problem = f"HTTP {status}: {_vendor_message(response) or 'no explanation given'}"
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL,
+            failure_type=FailureType.system_error,
+            error_message=(
+                f"{self.vendor} answered {_request(response)} with {problem}. Retrying cannot "
+                "change that answer, so the sync stopped."
+            ),
+        )
+
+    def _retry(
+        self,
+        response: requests.Response,
+        cause: str,
+        detail: str | None = None,
+        action: ResponseAction = ResponseAction.RETRY,
+    ) -> ErrorResolution:
+        text = f"{self.vendor} answered {_request(response)} with {cause}"
+        return ErrorResolution(
+            response_action=action,
+            failure_type=FailureType.transient_error,
+            error_message=f"{text} ({detail})" if detail and detail not in text else text,
+        )
+
+
+SUCCESS_RESOLUTION = ErrorResolution(response_action=ResponseAction.SUCCESS)
+_RETRYING = (ResponseAction.RETRY, ResponseAction.RATE_LIMITED)
+# Statuses that say "try again"; vendors add their own with a RETRY response filter.
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NOT_JSON: Any = object()
+
+
+def _json_body(response: requests.Response) -> Any:
+    """The response's parsed body, or NOT_JSON; with the CDK's own parser (orjson first):
+    the standard library's took a tenth of a sync's CPU."""
+    parser = JsonParser()
+    body = parser._parse_orjson(response.content)
+    if body is None:
+        body = parser._parse_json(response.content)
+    if body is None and response.content.strip() != b"null":
+        return NOT_JSON
+    return body
+
+
+def _request(response: requests.Response) -> str:
+    # The path only: a query string can hold personal data (Capillary's identifierValue).
+    return f"{response.request.method} {urlsplit(response.request.url or '').path}"
+
+
+def _unexpected(body: Any, path: list[str], expected: str) -> str:
+    """What came instead of `expected` at `path`, without quoting values (personal data)."""
+    where = f" under '{'.'.join(path)}'" if path else ""
+    if isinstance(body, Mapping):
+        keys = ", ".join(f"'{k}'" for k in list(body)[:5]) or "none"
+        got = f"an object with the keys {keys}"
+        message = body.get("message") or _at(body, ["error", "description"])
+        if isinstance(message, str):
+            got += f" (message: {message[:200]!r})"
+    elif isinstance(body, list):
+        got = "a JSON array"
+    else:
+        got = "null" if body is None else f"a JSON {type(body).__name__}"
+    return f"a body that is not the documented shape: expected {expected}{where}, got {got}"
+
+
+def _missing_key(record: Any, key: list[str]) -> str | None:
+    """The first field of `key` that `record` lacks (absent, null or empty), if any."""
+    if not isinstance(record, Mapping):
+        return key[0] if key else "(the record is not an object)"
+    for name in key:
+        if record.get(name) in (None, ""):
+            return name
+    return None
+
+
+def _vendor_message(response: requests.Response) -> str:
+    """The explanation in an error body, in any of the vendors' formats, else ""."""
+    body = _json_body(response)
+    for path in (["message"], ["error", "description"], ["error_description"], ["error"]):
+        text = _at(body, path)
+        if isinstance(text, str) and text:
+            return text[:300]
+    return _vendor_errors(body)[:300]
+
+
+def _exception_resolution(error: Exception | None) -> ErrorResolution:
+    """A request that got no answer: retried, naming why, unless retrying cannot help."""
+    if isinstance(error, requests.exceptions.TooManyRedirects):
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL,
+            failure_type=FailureType.system_error,
+            error_message=(
+                f"The API redirected a request in a loop ({error}); stopped instead of "
+                "following it."),
+        )
+    if isinstance(error, (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+                          requests.exceptions.MissingSchema)):
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL,
+            failure_type=FailureType.config_error,
+            error_message=f"The request's URL is not usable ({error}): check base_url.",
+        )
+    if isinstance(error, requests.exceptions.Timeout):
+        cause = "timed out"
+    elif isinstance(error, requests.exceptions.ChunkedEncodingError):
+        cause = "was cut off mid-answer"
+    elif isinstance(error, requests.exceptions.ConnectionError):
+        cause = "failed to connect or was reset"
+    else:
+        cause = "failed"
+    return ErrorResolution(
+        response_action=ResponseAction.RETRY,
+        failure_type=FailureType.transient_error,
+        error_message=f"The request {cause} ({type(error).__name__}: {error})",
+    )
+
+
+@dataclass
+class RetryAfter(BackoffStrategy):
+    """Waits as `Retry-After` asks, in either form RFC 9110 allows: seconds or an HTTP-date.
+
+    The CDK's WaitTimeFromHeader reads seconds only, and raises on a date. A value that
+    makes no sense (a word, a negative number, a date past) gives no wait, so the next
+    strategy's backoff applies; a wait of `max_waiting_time_in_seconds` or more stops the
+    sync rather than hold it.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    header: str = "Retry-After"
+    max_waiting_time_in_seconds: float = 300
+
+    def backoff_time(
+        self, response_or_exception: requests.Response | requests.RequestException | None,
+        attempt_count: int,
+    ) -> float | None:
+        if not isinstance(response_or_exception, requests.Response):
+            return None
+        wait = retry_after_seconds(response_or_exception.headers.get(self.header))
+        if wait is not None and wait >= self.max_waiting_time_in_seconds:
+            raise AirbyteTracedException(
+                message=(
+                    f"The API asked to wait {wait:.0f} s before retrying ({self.header}), "
+                    f"{self.max_waiting_time_in_seconds:.0f} s or more: stopped the sync "
+                    "rather than hold it. Try again later."
                 ),
+                failure_type=FailureType.transient_error,
             )
-        return super().interpret_response(response_or_exception)
+        return wait
 
 
-def _is_json(response: requests.Response) -> bool:
-    # The CDK's own parser (orjson first): the standard library's took a tenth of a sync's CPU.
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait by a `Retry-After` value; None if it names no wait in the future."""
+    text = (value or "").strip()
+    if text.isdigit():  # delay-seconds = 1*DIGIT
+        return float(text) or None
     try:
-        for _ in JsonParser().parse(BytesIO(response.content)):
-            break
-    except AirbyteTracedException:
-        return False
-    return True
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is always GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    wait = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    return math.ceil(wait) if wait > 0 else None
 
 
 def refuse_redirect_elsewhere(response: requests.Response, **kwargs: Any) -> None:
@@ -309,7 +535,7 @@ class Md5BasicAuthenticator(DeclarativeAuthenticator):
         return f"Basic {encoded}"
 
 
-_RETRY_STATUSES = frozenset({429, 461, 500, 502, 503, 504, 521})
+_TOKEN_RETRY_STATUSES = frozenset({429, 461, 500, 502, 503, 504, 521})
 
 
 def _vendor_errors(answer: Any) -> str:
@@ -388,7 +614,7 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 problem = str(error)
                 time.sleep(2**attempt)
                 continue
-            if response.status_code in _RETRY_STATUSES:
+            if response.status_code in _TOKEN_RETRY_STATUSES:
                 problem = f"HTTP {response.status_code}"
                 wait = response.headers.get("Retry-After", "")
                 time.sleep(min(float(wait), 300.0) if wait.isdigit() else 2**attempt)
@@ -759,3 +985,72 @@ class OkendoNewCustomersReadFromStart(StateMigration):
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         return {k: v for k, v in stream_state.items() if k not in ("state", "lookback_window")}
+
+
+# --- every request ---
+
+# A request sent without a timeout (the CDK's OAuth token request sets none) gets this.
+DEFAULT_DEADLINE_SECONDS = 60.0
+_requests_send = HTTPAdapter.send
+
+
+def _send_within_deadline(
+    adapter: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+) -> requests.Response:
+    """`HTTPAdapter.send`, given up once the whole answer has taken longer than its deadline.
+
+    `requests`' read timeout bounds the wait for each byte, not for the answer: a server
+    that trickles a byte a second holds a sync forever. The request runs on a thread of its
+    own; its caller waits for the read timeout (`DEFAULT_DEADLINE_SECONDS` if none was set)
+    and then raises `ReadTimeout`, which every retry loop treats as a timeout. An abandoned
+    request ends with its connection, unread.
+    """
+    timeout = kwargs.get("timeout")
+    if timeout is None:
+        deadline = DEFAULT_DEADLINE_SECONDS
+        kwargs["timeout"] = (min(30.0, deadline), deadline)
+    else:
+        read = timeout[1] if isinstance(timeout, tuple) else timeout
+        deadline = float(read) if isinstance(read, (int, float)) else DEFAULT_DEADLINE_SECONDS
+    answer: Future[requests.Response] = Future()
+
+    def send() -> None:
+        try:
+            answer.set_result(_requests_send(adapter, request, *args, **kwargs))
+        except BaseException as error:  # handed to the caller
+            answer.set_exception(error)
+
+    threading.Thread(target=send, name="request", daemon=True).start()
+    try:
+        return answer.result(timeout=deadline)
+    except TimeoutError:
+        raise requests.exceptions.ReadTimeout(
+            f"no complete answer within {deadline:g} s (the request's deadline)", request=request
+        ) from None
+
+
+class _RetryLogNamesItsCause(logging.Filter):
+    """The CDK logs every retry with a backoff as "Rate limit exceeded", whatever the cause:
+    the line is rewritten to the error handler's message, which names it."""
+
+    _cdk_line = "UserDefinedBackoffException: Rate limit exceeded"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(self._cdk_line):
+            cause = sys.exc_info()[1]
+            wait = record.msg.rpartition("Retrying in ")[2].removesuffix(" seconds.")
+            record.msg, record.args = f"Retrying in {wait} s: {cause}", None
+        return True
+
+
+def _install() -> None:
+    # Once per process, however often this module is loaded (the platform's runner may
+    # load it under two names).
+    if getattr(HTTPAdapter.send, "__name__", "") != _send_within_deadline.__name__:
+        HTTPAdapter.send = _send_within_deadline  # type: ignore[method-assign,assignment]
+    logger = logging.getLogger("airbyte")
+    if not any(type(f).__name__ == _RetryLogNamesItsCause.__name__ for f in logger.filters):
+        logger.addFilter(_RetryLogNamesItsCause())
+
+
+_install()

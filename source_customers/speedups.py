@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
-from airbyte_cdk.sources.declarative.decoders.composite_raw_decoder import JsonParser
 from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
 from airbyte_cdk.sources.types import StreamSlice
 
@@ -56,17 +55,15 @@ def _slice_hash(self: StreamSlice) -> int:
 
 # The body JsonBodyErrorHandler's check parsed, kept on its response for the decoder.
 _CHECKED_BODY = "_source_customers_checked_body"
-_cdk_is_json = components._is_json
+_cdk_json_body = components._json_body
 _cdk_json_decode = JsonDecoder.decode
 
 
-def _is_json_keeping_body(response: requests.Response) -> bool:
-    parser = JsonParser()  # as the CDK's decoder parses: orjson, then the standard library
-    body = parser._parse_orjson(response.content) or parser._parse_json(response.content)
-    if body is None:
-        return False
-    response.__dict__[_CHECKED_BODY] = body
-    return True
+def _json_body_kept(response: requests.Response) -> Any:
+    body = _cdk_json_body(response)
+    if body is not components.NOT_JSON and body is not None:
+        response.__dict__[_CHECKED_BODY] = body
+    return body
 
 
 def _decode(
@@ -101,5 +98,5 @@ def install() -> None:
     """
     DatetimeParser.parse = _parse  # type: ignore[method-assign]
     StreamSlice.__hash__ = _slice_hash  # type: ignore[method-assign]
-    components._is_json = _is_json_keeping_body
+    components._json_body = _json_body_kept
     JsonDecoder.decode = _decode  # type: ignore[method-assign]

@@ -95,7 +95,8 @@ def test_api_ignoring_the_cursor_stops_with_an_error_instead_of_looping(
 def test_a_page_whose_last_record_has_no_id_fails_rather_than_skip(requests_mock: Any) -> None:
     requests_mock.get(CUSTOMERS, json=[customer(1), {"email": "no-id@example.com"}])
     output = read(config(), "customers")
-    assert "has no 'id'" in output.get_formatted_error_message()
+    assert "without its primary key 'id'" in output.get_formatted_error_message()
+    assert not output.records
 
 
 def test_customers_incremental_keeps_updated_at_or_after_the_state(requests_mock: Any) -> None:

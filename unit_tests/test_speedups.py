@@ -76,13 +76,13 @@ def test_slice_hash_is_the_cdks_computed_once() -> None:
 
 def test_install_routes_the_cdk_through_the_speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     for owner, name in [(DatetimeParser, "parse"), (StreamSlice, "__hash__"),
-                        (components, "_is_json"), (JsonDecoder, "decode")]:
+                        (components, "_json_body"), (JsonDecoder, "decode")]:
         monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
     speedups.install()
     speedups.install()
     assert DatetimeParser.parse is speedups._parse
     assert StreamSlice.__hash__ is speedups._slice_hash
-    assert components._is_json is speedups._is_json_keeping_body
+    assert components._json_body is speedups._json_body_kept
     assert JsonDecoder.decode is speedups._decode
     assert DatetimeParser().parse("2021-10-21T18:34:45Z", FORMATS[0]).tzinfo is not None
     assert len({StreamSlice(partition={"a": 1}, cursor_slice={})} |
@@ -107,7 +107,7 @@ BODIES = [
 @pytest.mark.parametrize("body", BODIES)
 def test_body_checked_once_decodes_exactly_as_the_cdk(body: bytes) -> None:
     checked = answer(body)
-    assert speedups._is_json_keeping_body(checked) == speedups._cdk_is_json(answer(body))
+    assert speedups._json_body_kept(checked) == speedups._cdk_json_body(answer(body))
     decoder = JsonDecoder(parameters={})
     expected = list(speedups._cdk_json_decode(decoder, answer(body)))
     assert list(speedups._decode(decoder, checked)) == expected
@@ -120,7 +120,7 @@ def test_body_checked_once_decodes_exactly_as_the_cdk(body: bytes) -> None:
 
 def test_checked_body_is_taken_by_the_decoder_not_kept() -> None:
     response = answer(b'[{"id": 1}]')
-    assert speedups._is_json_keeping_body(response)
+    assert speedups._json_body_kept(response) == [{"id": 1}]
     records = list(speedups._decode(JsonDecoder(parameters={}), response))
     records[0]["customerId"] = "added by a transformation"
     assert speedups._CHECKED_BODY not in response.__dict__
