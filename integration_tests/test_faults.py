@@ -5,8 +5,9 @@ without Retry-After, 5xx, a proxy's HTML page, a reset connection, a server that
 silent, a 200 whose body is cut short, a connection dropped mid-body). The read runs
 in-process (see in_process.py: the retries' waits are recorded, not waited) over real HTTP;
 the installed CLI meets 429s and 5xx in each vendor's own test module. The outcome must be
-exactly the records the sandbox holds (what a clean read returns), or a failed sync with a
-clear error: never a success with records missing.
+exactly the records the sandbox holds (what a clean read returns). With a tenth of the requests faulted a
+sync is well inside the retries the README promises, so it must succeed, exactly; the clear
+failure is tested where the retries run out.
 """
 
 from __future__ import annotations
@@ -37,18 +38,15 @@ def assert_clear_failure(output: Output) -> None:
     assert all(e.strip() and "Traceback" not in e for e in output.errors), output.errors
 
 
-def assert_exact_or_failed_clearly(case: Case, faulted: Output,
-                                   expected: dict[str, list[Any]]) -> None:
-    if faulted.returncode != 0:
-        assert_clear_failure(faulted)
-        return
-    got = case.got(faulted)
+def assert_exact(case: Case, output: Output, expected: dict[str, list[Any]]) -> None:
+    assert output.returncode == 0, output.errors
+    got = case.got(output)
     for stream in case.keys:
         assert_same_keys(got[stream], expected[stream])
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_full_read_with_a_tenth_of_requests_faulted_is_exact_or_fails_clearly(
+def test_full_read_with_a_tenth_of_requests_faulted_succeeds_exactly(
         serve: Callable[[VendorApi], Server], monkeypatch: pytest.MonkeyPatch,
         vendor: str) -> None:
     case = CASES[vendor]
@@ -61,7 +59,7 @@ def test_full_read_with_a_tenth_of_requests_faulted_is_exact_or_fails_clearly(
     api.wait_for_stalls()
 
     # What a clean read returns, by the vendor tests: every record the sandbox holds.
-    assert_exact_or_failed_clearly(case, faulted, case.expected(api, config))
+    assert_exact(case, faulted, case.expected(api, config))
     # Every kind of fault was met.
     assert set(api.faulted) == set(FAULT_KINDS), sorted(set(FAULT_KINDS) - set(api.faulted))
     # Each 429 with Retry-After was waited out for that long (the CDK adds a second).
@@ -69,6 +67,26 @@ def test_full_read_with_a_tenth_of_requests_faulted_is_exact_or_fails_clearly(
         api.faulted.count("429")
     # Each silent server was given up on by the client, not waited for until it spoke.
     assert api.abandoned == api.faulted.count("timeout")
+
+
+@pytest.mark.parametrize("kind", ["503", "reset", "truncated", "timeout"])
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_fault_outlasting_the_retries_fails_the_sync_naming_it(
+        serve: Callable[[VendorApi], Server], monkeypatch: pytest.MonkeyPatch,
+        vendor: str, kind: str) -> None:
+    case = CASES[vendor]
+    api = case.small()
+    config = case.config(api, serve(api).url)
+    api.set_faults(every=1, kinds=(kind,), stall=STALL)  # every request, for ever
+    with in_process.recorded_sleeps(monkeypatch) as waits:
+        output = in_process.read(config, read_timeout=READ_TIMEOUT)
+    api.wait_for_stalls()
+    assert_clear_failure(output)
+    assert not output.of_type("RECORD")
+    cause = {"503": "HTTP 503", "reset": "reset", "truncated": "not JSON",
+             "timeout": "timed out"}[kind]
+    assert any(cause in e for e in output.errors), output.errors
+    assert waits, "failed without retrying"
 
 
 def _requesters(node: Any) -> list[dict[str, Any]]:

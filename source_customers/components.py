@@ -771,6 +771,9 @@ class OkendoCustomerLookup(PartitionRouter):
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     emails_field: str = "customer_emails"
+    # Set (to true) only by `check`: look up at most `check_lookups` addresses, one at a time.
+    check_field: str = ""
+    check_lookups: int = 3
     workers: int | str = 4  # may interpolate the config
 
     _lookups: ClassVar[dict[tuple[str, str, str], "Future[str | None]"]] = {}
@@ -785,6 +788,9 @@ class OkendoCustomerLookup(PartitionRouter):
         distinct: dict[str, str] = {}
         for address in addresses:
             distinct.setdefault(address.casefold(), address)
+        if self.check_field and self.config.get(self.check_field) is True:
+            yield from self._check_slice(list(distinct.values())[:self.check_lookups])
+            return
         seen_customers: set[str] = set()
         unknown = 0
         workers = int(InterpolatedString.create(str(self.workers), parameters={}).eval(self.config))
@@ -808,6 +814,28 @@ class OkendoCustomerLookup(PartitionRouter):
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
             f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
             f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found."
+        )
+
+    def _check_slice(self, addresses: list[str]) -> Iterable[StreamSlice]:
+        """The first of `addresses` that is a customer: each lookup proves the credentials."""
+        for address in addresses:
+            customer_id = self._look_up(address)
+            if customer_id is not None:
+                _OKENDO_LOG.info(
+                    f"Okendo accepted the credentials: {okendo_mask_email(address)} is a "
+                    "customer, whose details are read next."
+                )
+                yield StreamSlice(partition={"customer_id": customer_id}, cursor_slice={},
+                                  extra_fields={"email": address})
+                return
+        masked = ", ".join(okendo_mask_email(a) for a in addresses)
+        raise AirbyteTracedException(
+            message=(
+                f"Okendo accepted the credentials, but none of the first {len(addresses)} "
+                f"addresses of customer_emails ({masked}) is a customer of this store. Check "
+                "the addresses, and that the user ID and API key are the right store's."
+            ),
+            failure_type=FailureType.config_error,
         )
 
     def _customer_id(self, address: str) -> str | None:
@@ -1016,7 +1044,10 @@ def _send_within_deadline(
 
     def send() -> None:
         try:
-            answer.set_result(_requests_send(adapter, request, *args, **kwargs))
+            response = _requests_send(adapter, request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                response.content  # noqa: B018  read here: `requests` reads it after `send`
+            answer.set_result(response)
         except BaseException as error:  # handed to the caller
             answer.set_exception(error)
 

@@ -337,3 +337,33 @@ def test_lookups_run_in_parallel_in_order_and_stop_once_abandoned() -> None:
     later.set()
     threading.Event().wait(0.3)  # for the workers to finish what they had started
     assert len(seen) <= 4 and all(daemon for _, daemon in seen)
+
+
+def ghosts(n: int) -> list[str]:
+    return [f"ghost{i}@example.com" for i in range(n)]
+
+
+def test_check_looks_up_a_few_addresses_not_every_one(requests_mock: Any,
+                                                      tmp_path: Any) -> None:
+    serve_customers(requests_mock)
+    output = check(config(GHOST, ZOE, *ghosts(200)), tmp_path)
+    assert output.connection_status_messages[0].connectionStatus.status == Status.SUCCEEDED
+    assert lookups(requests_mock) == [GHOST, ZOE]
+    assert any("Okendo accepted the credentials: z***@example.com" in line
+               for line in logs(output))
+
+
+def test_check_with_no_customer_among_the_first_addresses_says_what_it_verified(
+        requests_mock: Any, tmp_path: Any) -> None:
+    serve_customers(requests_mock)
+    output = check(config(*ghosts(200), ZOE), tmp_path)
+    status = output.connection_status_messages[0].connectionStatus
+    assert status.status == Status.FAILED
+    assert "Okendo accepted the credentials, but none of the first 3 addresses" in status.message
+    assert len(lookups(requests_mock)) == 3
+    assert "ghost0@" not in transcript(output)
+
+
+def test_connection_check_flag_is_the_checks_alone(tmp_path: Any) -> None:
+    output = check(config(ZOE, connection_check=True), tmp_path)
+    assert output.connection_status_messages[0].connectionStatus.status == Status.FAILED
