@@ -202,24 +202,26 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
                 return self._retry(response, _unexpected(body, self.records_path, "a JSON array"))
         elif self.record_path is not None:
             record = _at(body, self.record_path) if self.record_path else body
-            if not isinstance(record, Mapping):
-                return self._retry(response, _unexpected(body, self.record_path, "a JSON object"))
-            records = [record]
+            # A one-record answer without its key is not the record: an error object, say.
+            if not isinstance(record, Mapping) or _missing_key(record, self.record_key):
+                expected = "a JSON object" + "".join(f" with '{k}'" for k in self.record_key[:1])
+                return self._retry(response, _unexpected(body, self.record_path, expected))
+            return SUCCESS_RESOLUTION
         else:
             return SUCCESS_RESOLUTION
         for position, record in enumerate(records, 1):
             missing = _missing_key(record, self.record_key)
             if missing:
-                return ErrorResolution(
-                    response_action=ResponseAction.FAIL,
-                    failure_type=FailureType.system_error,
-                    error_message=(
-                        f"{self.vendor} sent a record{self._of_stream} without its primary key "
-                        f"'{missing}' (record {position} of {_request(response)}). "
-                        "Stopped the sync rather than emit a record that cannot be "
-                        "deduplicated; no later record was read."
-                    ),
+                # Raised, not resolved as FAIL: the CDK's FAIL quotes the whole page in its
+                # log and error, and a page of customers is personal data.
+                message = (
+                    f"{self.vendor} sent a record{self._of_stream} without its primary key "
+                    f"'{missing}' (record {position} of {_request(response)}). Stopped the "
+                    "sync rather than emit a record that cannot be deduplicated; no later "
+                    "record was read."
                 )
+                raise AirbyteTracedException(message=message, internal_message=message,
+                                             failure_type=FailureType.system_error)
         return SUCCESS_RESOLUTION
 
     def _status(self, response: requests.Response) -> ErrorResolution:

@@ -19,6 +19,7 @@ import pytest
 import requests
 from airbyte_cdk.models import SyncMode
 
+import test_capillary as capillary
 import test_loke as loke
 import test_malomo as malomo
 import test_okendo as okendo
@@ -222,3 +223,23 @@ def test_retry_after_seconds_reads_both_forms_of_rfc_9110() -> None:
     assert 58 <= (components.retry_after_seconds(in_a_minute) or 0) <= 61
     for nonsense in (None, "", "soon", "-1", "1.5", "1e3", "Thu, 01 Jan 1970 00:00:00 GMT"):
         assert components.retry_after_seconds(nonsense) is None
+
+
+def test_one_record_answer_without_its_key_is_retried_as_the_wrong_shape(
+        requests_mock: Any) -> None:
+    requests_mock.get(capillary.LOOKUP, [{"json": {"message": "Service temporarily unavailable"}},
+                                         {"json": capillary.customer(1)}])
+    output = read(capillary.config("919777785205"), "customers")
+    assert len(ids(output, "customers", "id")) == 1
+    assert len(requests_mock.request_history) == 2
+
+
+def test_okendo_lookup_answer_without_customer_id_fails_naming_what_came(
+        requests_mock: Any) -> None:
+    requests_mock.post(okendo.LOOKUP, json={"status": "ok"})
+    output = read(okendo.config(okendo.ZOE), "customers")
+    message = errors(output)
+    assert "expected a JSON object with 'customerId', got an object with the keys 'status'" \
+        in message, message
+    assert "POST /enterprise/customer_lookup" in message
+    assert okendo.ZOE not in message
