@@ -618,8 +618,8 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 continue
             if response.status_code in _TOKEN_RETRY_STATUSES:
                 problem = f"HTTP {response.status_code}"
-                wait = response.headers.get("Retry-After", "")
-                time.sleep(min(float(wait), 300.0) if wait.isdigit() else 2**attempt)
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                time.sleep(min(wait, 300.0) if wait else 2**attempt)
                 continue
             try:
                 answer = response.json()

@@ -243,3 +243,15 @@ def test_okendo_lookup_answer_without_customer_id_fails_naming_what_came(
         in message, message
     assert "POST /enterprise/customer_lookup" in message
     assert okendo.ZOE not in message
+
+
+@pytest.mark.parametrize(("value", "waited"), [("12", 12), ("soon", 1)])
+def test_capillary_token_request_reads_retry_after_like_every_request(
+        requests_mock: Any, _no_backoff_sleep: list[float], value: str, waited: float) -> None:
+    requests_mock.post(capillary.TOKEN_URL, [
+        {"status_code": 429, "headers": {"Retry-After": value}},
+        {"json": {"data": {"accessToken": "tok-1", "ttlSeconds": 3600}}}])
+    requests_mock.get(capillary.LOOKUP, json=capillary.customer(1))
+    output = read(capillary.config("1", credentials=capillary.oauth()), "customers")
+    assert len(ids(output, "customers", "id")) == 1
+    assert _no_backoff_sleep[0] == waited  # a word falls back to the backoff (1 s, then 2 s, ...)
