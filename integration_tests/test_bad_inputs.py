@@ -135,7 +135,7 @@ def test_an_empty_state_file_means_no_state(synced: dict[str, Synced], state: An
 ])
 def test_state_cursor_that_is_not_a_date_fails_naming_the_stream_and_saying_to_reset(
         synced: dict[str, Synced], vendor: str, stream: str, where: str) -> None:
-    field = next(f for _, s, f in INCREMENTAL if s == stream)
+    field = next(f for v, s, f in INCREMENTAL if (v, s) == (vendor, stream))
     state = spoiled(synced[vendor].state, stream, "yesterday", where)
     assert_config_error(synced[vendor].read(state), "State file",
                         f"stream '{stream}'", f"{field} = 'yesterday'", "not a date-time", RESET)
@@ -199,7 +199,8 @@ def test_stream_state_that_is_not_an_object_fails_naming_the_stream(
                                                 ("okendo", "customer_activities")])
 @pytest.mark.parametrize(("key", "value"), [("states", "x"), ("states", ["x"]),
                                             ("states", [{"partition": {}, "cursor": "x"}]),
-                                            ("state", "x")])
+                                            ("state", "x"), ("lookback_window", "x"),
+                                            ("use_global_cursor", "x")])
 def test_per_partition_state_of_the_wrong_shape_fails_naming_the_stream(
         synced: dict[str, Synced], vendor: str, stream: str, key: str, value: Any) -> None:
     state = copy.deepcopy(synced[vendor].state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ import pytest
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
+from airbyte_cdk.sources.declarative.datetime.datetime_parser import DatetimeParser
 
+from source_customers import inputs
 from source_customers.run import main
 from source_customers.vendors import VENDORS, combined_spec, load_manifest
 
@@ -138,3 +141,54 @@ def test_capillary_budget_applies_only_a_configured_limit_per_minute() -> None:
     assert _budget_allows("capillary", {}, 500) == 500
     # A 429 is retried by the error handler; it must not hold every worker for a minute.
     assert _budget_allows("capillary", {}, 10, after_429=True) == 10
+
+
+def _incremental_streams() -> list[tuple[str, str, str]]:
+    """(vendor, stream, cursor field) of every incremental stream, read from the manifests."""
+    found = []
+    for vendor in VENDORS:
+        resolved = ConcurrentDeclarativeSource(
+            source_config=load_manifest(vendor), config={"vendor": vendor}).resolved_manifest
+        found += [(vendor, s["name"], s["incremental_sync"]["cursor_field"])
+                  for s in resolved["streams"] if s.get("incremental_sync")]
+    return found
+
+
+def test_the_state_check_knows_every_incremental_streams_cursor() -> None:
+    # If it did not, a bad saved cursor of that stream would again end in a traceback.
+    streams = _incremental_streams()
+    assert {(v, s) for v, s, _ in streams} >= {
+        ("loke", "customers"), ("malomo", "customers"), ("malomo", "customer_events"),
+        ("okendo", "customer_activities")}
+    for vendor, stream, field in streams:
+        found = inputs.cursor_of(vendor, stream)
+        assert found is not None and found[0] == field, (vendor, stream)
+
+
+@pytest.mark.parametrize(("vendor", "stream", "field"), _incremental_streams())
+def test_the_state_check_accepts_each_cursor_format_the_stream_reads(
+        vendor: str, stream: str, field: str) -> None:
+    found = inputs.cursor_of(vendor, stream)
+    assert found is not None
+    moment = datetime(2024, 1, 31, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    for form in found[1]:
+        blob = {field: DatetimeParser().format(moment, form)}
+        state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": stream},
+                                               "stream_state": blob}}]
+        assert inputs.state_problem(vendor, state, "state.json", warn=print) is None, form
+        blob[field] = "yesterday"
+        problem = inputs.state_problem(vendor, state, "state.json", warn=print)
+        assert problem and f"stream '{stream}' ({field} = 'yesterday')" in problem
+
+
+@pytest.mark.parametrize(("args", "code"), [([], 2), (["--help"], 0), (["-h"], 0),
+                                            (["sync"], 2)])
+def test_usage_lists_every_command(capsys: pytest.CaptureFixture[str], args: list[str],
+                                   code: int) -> None:
+    assert main(args) == code
+    captured = capsys.readouterr()
+    text = captured.out if code == 0 else captured.err
+    for command in ("spec", "check --config CONFIG", "discover --config CONFIG",
+                    "read --config CONFIG --catalog CATALOG [--state STATE]"):
+        assert f"source-customers {command}\n" in text
+    assert (captured.err if code == 0 else captured.out) == ""
