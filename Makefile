@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 SOURCES := pyproject.toml $(shell find source_customers manifests -type f -not -path '*/__pycache__/*')
 
-.PHONY: install test unit integration lint demo bench clean
+.PHONY: install test unit integration lint demo bench fuzz clean
 
 # A regular (not editable) install: the tests run the package as a wheel would ship it.
 $(INSTALLED): $(SOURCES)
@@ -40,6 +40,12 @@ demo: $(DEMO_INSTALLED)
 
 bench: install
 	$(BIN)/python -m bench
+
+# The property-based suite's long budget (integration_tests/test_any_answer.py): random
+# scenarios per vendor, each failing one shrunk to its smallest script. About an hour;
+# ANY_ANSWER_EXAMPLES sets the examples per test (default 150).
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest integration_tests/test_any_answer.py -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info .demo demo .pytest_cache .mypy_cache .ruff_cache
