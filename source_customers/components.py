@@ -31,6 +31,9 @@ from airbyte_cdk.sources.declarative.auth.token import BasicHttpAuthenticator
 from airbyte_cdk.sources.declarative.decoders.composite_raw_decoder import JsonParser
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
+from airbyte_cdk.sources.declarative.partition_routers.list_partition_router import (
+    ListPartitionRouter,
+)
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
 from airbyte_cdk.sources.declarative.requesters.error_handlers.backoff_strategy import (
     BackoffStrategy,
@@ -466,22 +469,28 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             return fresh
 
     # The CDK retries a token request that meets 429, 5xx or a connection error, but not a
-    # 200 whose body is cut short or not JSON: the sync would end on a bare JSONDecodeError.
+    # 200 whose body is cut short, not JSON, or holds no token (an error object): the sync
+    # would end on a bare JSONDecodeError or "An unexpected error occurred ... Exception".
     _broken_answer_retries: ClassVar[int] = 5
 
     def _make_handled_request(self) -> Any:
         for attempt in range(self._broken_answer_retries + 1):
             try:
-                return super()._make_handled_request()
+                answer = super()._make_handled_request()
             except (requests.exceptions.JSONDecodeError,
                     requests.exceptions.ChunkedEncodingError) as error:
-                problem = error
+                problem = f"a body that is cut short or not JSON ({type(error).__name__})"
+            else:
+                if isinstance(answer, Mapping) and self._extract_access_token(answer):
+                    return answer
+                expected = f"an object with '{self.get_access_token_name()}'"
+                problem = _unexpected(answer, [], expected)
             time.sleep(2**attempt)
         raise AirbyteTracedException(
             message=(
-                "The OAuth2 token endpoint kept answering with a body that is cut short or not "
-                f"JSON ({type(problem).__name__}), {self._broken_answer_retries + 1} times. "
-                "Try again later; if it persists, check credentials.token_url."
+                f"The OAuth2 token endpoint kept answering with {problem}, "
+                f"{self._broken_answer_retries + 1} times. Try again later; if it persists, "
+                "check credentials.token_url."
             ),
             failure_type=FailureType.transient_error,
         )
@@ -609,8 +618,8 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
         for attempt in range(self.max_retries + 1):
             try:
                 response = requests.post(
-                    url, json=body, headers={"Accept": "application/json"}, timeout=60,
-                    allow_redirects=False,
+                    url, json=body, headers={"Accept": "application/json"},
+                    timeout=(30, DEFAULT_DEADLINE_SECONDS), allow_redirects=False,
                 )
             except requests.RequestException as error:
                 problem = str(error)
@@ -656,6 +665,25 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
             ),
             failure_type=FailureType.transient_error,
         )
+
+
+@dataclass
+class MaskedListPartitionRouter(ListPartitionRouter):
+    """A ListPartitionRouter whose values are personal data (Capillary's identifiers: mobile
+    numbers, e-mail addresses) and are masked in every log line and error message.
+
+    Each value travels in a request's query string, which the CDK quotes in full in its error
+    messages and debug logs. Values shorter than `min_masked_length` are left alone: masking
+    "7" would mask every 7 in every message.
+    """
+
+    min_masked_length: int = 5
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        for value in self.values:
+            if len(str(value)) >= self.min_masked_length:
+                _register_secret(str(value))
 
 
 # --- malomo ---
