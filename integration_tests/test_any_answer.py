@@ -24,7 +24,15 @@ from hypothesis import strategies as st
 
 from integration_tests import cli
 from integration_tests.any_answer import oracle
-from integration_tests.any_answer.behaviours import Scenario, scenarios
+from integration_tests.any_answer.behaviours import (
+    Body,
+    Oddity,
+    Scenario,
+    Status,
+    Transport,
+    Trickle,
+    scenarios,
+)
 from integration_tests.any_answer.server import ScriptedServer
 from integration_tests.any_answer.world import AUTHS, new_world, odd_streams
 from source_customers.vendors import VENDORS
@@ -96,3 +104,32 @@ def test_transient_faults_within_the_retries_end_in_every_record(
 def test_no_fault_at_all_ends_in_every_record(vendor: str) -> None:
     for auth in AUTHS[vendor]:
         check_scenario(vendor, Scenario(auth=auth, incremental=False))
+
+
+# --- what the suite found, each shrunk to a scenario of its own (issue 13) ---
+
+def test_failed_capillary_sync_quotes_no_identifier() -> None:
+    # The CDK's closing error quoted the lookup URL, identifierValue included.
+    check_scenario("capillary", Scenario("basic", False, (), (Status(400),)))
+
+
+@pytest.mark.parametrize(("vendor", "auth", "stream", "index", "incremental"), [
+    ("malomo", "api_key", "customers", 0, False),
+    ("malomo", "api_key", "customer_events", 0, False),
+    ("okendo", "basic", "customer_activities", 0, False),
+    ("loke", "access_token", "customers", 34, False),
+    ("loke", "access_token", "customers", 0, True),  # the data feed stopped at it, too
+])
+def test_record_dated_long_before_1970_is_kept(vendor: str, auth: str, stream: str,
+                                               index: int, incremental: bool) -> None:
+    check_scenario(vendor, Scenario(auth, incremental,
+                                    (Oddity(stream, index, "cursor_ancient"),), ()))
+
+
+@pytest.mark.parametrize("behaviour", [Transport("stall"), Trickle(0.1)])
+def test_capillary_token_request_is_given_up_at_its_deadline(behaviour: Any) -> None:
+    check_scenario("capillary", Scenario("oauth", False, (), (behaviour,)))
+
+
+def test_loke_token_answer_without_a_token_is_retried() -> None:
+    check_scenario("loke", Scenario("client_credentials", False, (), (Body("error_object"),)))

@@ -175,6 +175,24 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
     ) -> ErrorResolution:
+        resolution = self._resolution(response_or_exception)
+        if resolution.response_action != ResponseAction.FAIL:
+            return resolution
+        # Raised here rather than handed back: the CDK's FAIL would build an error quoting
+        # the request's URL (Capillary's identifiers are in its query) and the whole body,
+        # and its closing error message passes that on without masking anything.
+        message = resolution.error_message or "The request failed."
+        where = response_or_exception
+        if isinstance(where, requests.Response):
+            path = urlsplit(where.request.url or "").path
+            message += "" if path in message else f" ({_request(where)})"
+        raise AirbyteTracedException(
+            message=message, internal_message=message,
+            failure_type=resolution.failure_type or FailureType.system_error,
+        )
+
+    def _resolution(self, response_or_exception: requests.Response | Exception | None
+                    ) -> ErrorResolution:
         answer = response_or_exception
         body: Any = NOT_JSON
         if isinstance(answer, requests.Response) and answer.ok:
