@@ -1078,8 +1078,9 @@ def _send_within_deadline(
     `requests`' read timeout bounds the wait for each byte, not for the answer: a server
     that trickles a byte a second holds a sync forever. The request runs on a thread of its
     own; its caller waits for the read timeout (`DEFAULT_DEADLINE_SECONDS` if none was set)
-    and then raises `ReadTimeout`, which every retry loop treats as a timeout. An abandoned
-    request ends with its connection, unread.
+    and then raises `ReadTimeout`, which every retry loop treats as a timeout. The abandoned
+    request's thread, a daemon, reads on until the server ends its answer or falls silent for
+    the read timeout; nothing waits for it, and its answer is dropped.
     """
     timeout = kwargs.get("timeout")
     if timeout is None:
