@@ -179,8 +179,9 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
         if resolution.response_action != ResponseAction.FAIL:
             return resolution
         # Raised here rather than handed back: the CDK's FAIL would build an error quoting
-        # the request's URL (Capillary's identifiers are in its query) and the whole body,
-        # and its closing error message passes that on without masking anything.
+        # the request's URL (Capillary's identifiers are in its query) and the whole body (a
+        # page of customers is personal data), and its closing error message passes that on
+        # without masking anything.
         message = resolution.error_message or "The request failed."
         where = response_or_exception
         if isinstance(where, requests.Response):
@@ -233,16 +234,16 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
         for position, record in enumerate(records, 1):
             missing = _missing_key(record, self.record_key)
             if missing:
-                # Raised, not resolved as FAIL: the CDK's FAIL quotes the whole page in its
-                # log and error, and a page of customers is personal data.
-                message = (
-                    f"{self.vendor} sent a record{self._of_stream} without its primary key "
-                    f"'{missing}' (record {position} of {_request(response)}). Stopped the "
-                    "sync rather than emit a record that cannot be deduplicated; no later "
-                    "record was read."
+                return ErrorResolution(
+                    response_action=ResponseAction.FAIL,
+                    failure_type=FailureType.system_error,
+                    error_message=(
+                        f"{self.vendor} sent a record{self._of_stream} without its primary "
+                        f"key '{missing}' (record {position} of {_request(response)}). Stopped "
+                        "the sync rather than emit a record that cannot be deduplicated; no "
+                        "later record was read."
+                    ),
                 )
-                raise AirbyteTracedException(message=message, internal_message=message,
-                                             failure_type=FailureType.system_error)
         return SUCCESS_RESOLUTION
 
     def _status(self, response: requests.Response) -> ErrorResolution:
