@@ -133,3 +133,7 @@ def test_capillary_token_request_is_given_up_at_its_deadline(behaviour: Any) -> 
 
 def test_loke_token_answer_without_a_token_is_retried() -> None:
     check_scenario("loke", Scenario("client_credentials", False, (), (Body("error_object"),)))
+
+
+def test_capillary_token_request_meeting_408_is_retried() -> None:
+    check_scenario("capillary", Scenario("oauth", False, (), (Status(408),)))

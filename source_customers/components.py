@@ -565,7 +565,7 @@ class Md5BasicAuthenticator(DeclarativeAuthenticator):
         return f"Basic {encoded}"
 
 
-_TOKEN_RETRY_STATUSES = frozenset({429, 461, 500, 502, 503, 504, 521})
+_TOKEN_RETRY_STATUSES = frozenset({408, 429, 461, 500, 502, 503, 504, 521})
 
 
 def _vendor_errors(answer: Any) -> str:
@@ -587,7 +587,7 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
     SessionTokenAuthenticator renews only after a fixed duration written in the manifest
     (Capillary sets the lifetime per API client, down to 300 s) and debug-logs the token
     response before anything masks the token. So the token is fetched here the way the CDK's
-    OAuthAuthenticator fetches its own: masked before anything is logged, retried on 429, 461
+    OAuthAuthenticator fetches its own: masked before anything is logged, retried on 408, 429, 461
     and 5xx, and a rejection is a config error quoting Capillary's code and message. The key
     and secret are read by path, not through Jinja, which could turn them into numbers. The
     token is this component's one piece of state, shared by all threads behind a lock.
