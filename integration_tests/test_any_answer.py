@@ -137,3 +137,7 @@ def test_loke_token_answer_without_a_token_is_retried() -> None:
 
 def test_capillary_token_request_meeting_408_is_retried() -> None:
     check_scenario("capillary", Scenario("oauth", False, (), (Status(408),)))
+
+
+def test_loke_token_request_meeting_408_is_retried() -> None:
+    check_scenario("loke", Scenario("client_credentials", False, (), (Status(408),)))

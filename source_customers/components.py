@@ -488,8 +488,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             return fresh
 
     # The CDK retries a token request that meets 429, 5xx or a connection error, but not a
-    # 200 whose body is cut short, not JSON, or holds no token (an error object): the sync
-    # would end on a bare JSONDecodeError or "An unexpected error occurred ... Exception".
+    # 408, nor a 200 whose body is cut short, not JSON, or holds no token (an error object):
+    # the sync would end on a bare JSONDecodeError or "An unexpected error occurred ...".
     _broken_answer_retries: ClassVar[int] = 5
 
     def _make_handled_request(self) -> Any:
@@ -499,6 +499,11 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             except (requests.exceptions.JSONDecodeError,
                     requests.exceptions.ChunkedEncodingError) as error:
                 problem = f"a body that is cut short or not JSON ({type(error).__name__})"
+            except requests.exceptions.HTTPError as error:
+                # The CDK retries 429 and 5xx only; 408 says "try again" as plainly.
+                if error.response is None or error.response.status_code != 408:
+                    raise
+                problem = "HTTP 408"
             else:
                 if isinstance(answer, Mapping) and self._extract_access_token(answer):
                     return answer
