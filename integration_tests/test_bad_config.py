@@ -82,7 +82,7 @@ def invalid_values() -> Iterator[tuple[str, dict[str, Any], str]]:
     yield ("loke", {**ok("loke"), "credentials": {"auth_type": "password"}},
            "'credentials.auth_type' must be one of: access_token, client_credentials")
     yield ("okendo", {**ok("okendo"), "customer_emails": ["zoe@example.com", "zoë at example"]},
-           "'customer_emails[1]' must be an e-mail address (got 'zoë at example')")
+           "'customer_emails[1]' must be an e-mail address (got 'zo***')")
     yield "okendo", {**ok("okendo"), "customer_emails": []}, "'customer_emails' must hold at"
     yield ("malomo", {**ok("malomo"), "api_key": malomo.PUBLISHABLE_KEY},
            "'api_key' must be a secret key")

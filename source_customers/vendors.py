@@ -97,9 +97,12 @@ def config_problem(vendor: str, config: Any) -> str | None:
     error = _branch_error(min(errors, key=relevance))
     where = [str(p) for p in error.absolute_path]
     schema = error.schema if isinstance(error.schema, dict) else {}
-    # A value is quoted only if it is a plain value of a field that cannot hold a secret.
+    # A value is quoted only if it is a plain value of a field that cannot hold a secret;
+    # personal data (an e-mail address, a customer identifier) is quoted masked.
     quotable = not isinstance(error.instance, (dict, list)) and "airbyte_secret" not in str(schema)
-    value = f" (got {error.instance!r:.60})" if quotable else ""
+    shown = _masked(str(error.instance)) if where and where[0] in PERSONAL_FIELDS else \
+        error.instance
+    value = f" (got {shown!r:.60})" if quotable else ""
     rule = error.validator_value
     if error.validator == "required":
         missing = next(r for r in rule if r not in error.instance)
@@ -110,6 +113,16 @@ def config_problem(vendor: str, config: Any) -> str | None:
         got = "" if chosen is None else f" (got {chosen!r:.60})"
         return f"Config field '{_field([*where, key])}' must be one of: {', '.join(allowed)}{got}."
     return f"Config field '{_field(where)}' {_rule(error.validator, rule, schema)}{value}."
+
+
+# Config fields whose values are customers' personal data.
+PERSONAL_FIELDS = frozenset({"customer_emails", "identifiers"})
+
+
+def _masked(value: str) -> str:
+    """`z***@example.com` for an address, `91***` for anything else: enough to find the entry."""
+    local, at, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}" if at else f"{value[:2]}***"
 
 
 def _rule(validator: Any, rule: Any, schema: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from airbyte_cdk.models import Status, SyncMode
 
 from conftest import check, ids, read, source, transcript
 from source_customers.components import okendo_mask_email, okendo_typed_value
+from source_customers.vendors import config_problem
 
 BASE = "https://api.okendo.io/enterprise"
 LOOKUP = f"{BASE}/customer_lookup"
@@ -367,3 +368,21 @@ def test_check_with_no_customer_among_the_first_addresses_says_what_it_verified(
 def test_connection_check_flag_is_the_checks_alone(tmp_path: Any) -> None:
     output = check(config(ZOE, connection_check=True), tmp_path)
     assert output.connection_status_messages[0].connectionStatus.status == Status.FAILED
+
+
+@pytest.mark.parametrize(("field", "entry", "shown"), [
+    ("customer_emails", "zoe muller@example.com", "'z***@example.com'"),
+    ("customer_emails", "zoë at example", "'zo***'"),
+])
+def test_config_error_quotes_a_personal_value_masked(field: str, entry: str, shown: str) -> None:
+    problem = config_problem("okendo", {**config(ZOE), field: [ZOE, entry]})
+    assert problem == f"Config field '{field}[1]' must be an e-mail address (got {shown})."
+
+
+def test_config_error_quotes_an_identifier_masked() -> None:
+    capillary_config = {"vendor": "capillary", "base_url": "https://eu.api.capillarytech.com",
+                        "credentials": {"auth_type": "basic", "username": "u", "password": "p"},
+                        "identifier_name": "mobile", "identifiers": ["919845012345", " 9198450"]}
+    problem = config_problem("capillary", capillary_config) or ""
+    assert "'identifiers[1]'" in problem and "(got ' 9***')" in problem
+    assert "9198450" not in problem
