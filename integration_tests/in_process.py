@@ -132,6 +132,7 @@ def read(config: dict[str, Any], catalog: dict[str, Any] | None = None,
     # CLI): each read here is a sync of its own and starts without them.
     SharedClientCredentialsOAuthenticator._tokens.clear()
     OkendoCustomerLookup._lookups.clear()
+    OkendoCustomerLookup._summaries.clear()
     before = set(threading.enumerate())
     result = entrypoint_wrapper.read(source, config, configured, states,
                                      expected_outcome=ExpectedOutcome.ALLOW_ANY)

@@ -832,6 +832,8 @@ class OkendoCustomerLookup(PartitionRouter):
 
     _lookups: ClassVar[dict[tuple[str, str, str], "Future[str | None]"]] = {}
     _lookups_lock: ClassVar[threading.Lock] = threading.Lock()
+    # The closing summaries logged so far: one per sync, not one per stream.
+    _summaries: ClassVar[set[tuple[str, ...]]] = set()
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         addresses = [str(a) for a in self.config.get(self.emails_field) or []]
@@ -864,11 +866,17 @@ class OkendoCustomerLookup(PartitionRouter):
                     cursor_slice={},
                     extra_fields={"email": address},
                 )
-        _OKENDO_LOG.info(
+        summary = (
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
             f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
             f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found."
         )
+        key = (str(self.config.get("base_url")), str(self.config.get("user_id")), *distinct)
+        with self._lookups_lock:
+            first = key not in self._summaries
+            self._summaries.add(key)
+        if first:
+            _OKENDO_LOG.info(summary)
 
     def _check_slice(self, addresses: list[str]) -> Iterable[StreamSlice]:
         """The first of `addresses` that is a customer: each lookup proves the credentials."""

@@ -78,6 +78,7 @@ def _no_shared_results() -> Iterator[None]:
 
     shared: list[dict[Any, Any]] = [SharedClientCredentialsOAuthenticator._tokens,
                                     OkendoCustomerLookup._lookups]
+    OkendoCustomerLookup._summaries.clear()
     for results in shared:
         results.clear()
     yield

@@ -386,3 +386,13 @@ def test_config_error_quotes_an_identifier_masked() -> None:
     problem = config_problem("capillary", capillary_config) or ""
     assert "'identifiers[1]'" in problem and "(got ' 9***')" in problem
     assert "9198450" not in problem
+
+
+def test_lookup_facts_are_logged_once_per_sync(requests_mock: Any) -> None:
+    serve_customers(requests_mock)
+    for kind in ("profiles", "activities"):
+        requests_mock.get(f"{BASE}/customers/c-zoe/{kind}", json={kind: []})
+    output = read(config(ZOE, GHOST), "customers", "customer_profiles", "customer_activities")
+    lines = logs(output)
+    assert len([line for line in lines if "n***@example.com" in line]) == 1
+    assert len([line for line in lines if "Okendo customer lookup:" in line]) == 1
