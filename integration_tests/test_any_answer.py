@@ -141,3 +141,8 @@ def test_capillary_token_request_meeting_408_is_retried() -> None:
 
 def test_loke_token_request_meeting_408_is_retried() -> None:
     check_scenario("loke", Scenario("client_credentials", False, (), (Status(408),)))
+
+
+@pytest.mark.parametrize("body", ["error_object", "not_json"])
+def test_capillary_token_answer_without_a_token_or_a_refusal_is_retried(body: str) -> None:
+    check_scenario("capillary", Scenario("oauth", False, (), (Body(body), Body("error_object"))))

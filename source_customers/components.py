@@ -669,10 +669,20 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                     ttl = float(_at(answer, ["data", "ttlSeconds"]))
                 except (TypeError, ValueError):
                     ttl = self.default_ttl_seconds
+                if not math.isfinite(ttl) or ttl <= 0:
+                    ttl = self.default_ttl_seconds
                 # Renew a tenth of the lifetime early (at most a minute), so that a request
                 # sent just before the expiry does not arrive with a dead token.
                 return str(token), time.monotonic() + ttl - min(60.0, ttl / 10)
             reason = _vendor_errors(answer) or f"HTTP {response.status_code}"
+            enveloped = isinstance(answer, Mapping) and "data" in answer
+            if response.ok and not enveloped:
+                # Not Capillary's `{"data", "errors"}` at all (an error object of a proxy, a
+                # wrapped answer): not an answer to the request, so it is asked again.
+                expected = "an object with 'data.accessToken'"
+                problem = f"HTTP {response.status_code}, {_unexpected(answer, [], expected)}"
+                time.sleep(2**attempt)
+                continue
             raise AirbyteTracedException(
                 message=(
                     f"Capillary did not issue an OAuth token ({reason}). Check "
