@@ -27,6 +27,7 @@ from integration_tests.any_answer import oracle
 from integration_tests.any_answer.behaviours import (
     Body,
     Oddity,
+    Redirect,
     Scenario,
     Status,
     Transport,
@@ -146,3 +147,11 @@ def test_loke_token_request_meeting_408_is_retried() -> None:
 @pytest.mark.parametrize("body", ["error_object", "not_json"])
 def test_capillary_token_answer_without_a_token_or_a_refusal_is_retried(body: str) -> None:
     check_scenario("capillary", Scenario("oauth", False, (), (Body(body), Body("error_object"))))
+
+
+def test_capillary_token_answer_wrapped_in_another_envelope_is_retried() -> None:
+    check_scenario("capillary", Scenario("oauth", False, (), (Body("wrapped"),)))
+
+
+def test_capillary_token_request_redirected_fails_naming_the_redirect() -> None:
+    check_scenario("capillary", Scenario("oauth", False, (), (Redirect("same"),)))

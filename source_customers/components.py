@@ -654,6 +654,17 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 time.sleep(min(wait, 300.0) if wait else 2**attempt)
                 continue
+            if response.is_redirect:
+                target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+                raise AirbyteTracedException(
+                    message=(
+                        f"Capillary's token endpoint redirected the request (HTTP "
+                        f"{response.status_code}) to {target.scheme}://{target.netloc}"
+                        f"{target.path}; not followed, since it would send the client secret "
+                        "again. Check that base_url is your cluster's https:// root."
+                    ),
+                    failure_type=FailureType.config_error,
+                )
             try:
                 answer = response.json()
             except ValueError:
@@ -675,9 +686,9 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 # sent just before the expiry does not arrive with a dead token.
                 return str(token), time.monotonic() + ttl - min(60.0, ttl / 10)
             reason = _vendor_errors(answer) or f"HTTP {response.status_code}"
-            enveloped = isinstance(answer, Mapping) and "data" in answer
+            enveloped = isinstance(answer, Mapping) and {"data", "errors"} <= answer.keys()
             if response.ok and not enveloped:
-                # Not Capillary's `{"data", "errors"}` at all (an error object of a proxy, a
+                # Not Capillary's `{"data", "errors"}` envelope (a proxy's error object, a
                 # wrapped answer): not an answer to the request, so it is asked again.
                 expected = "an object with 'data.accessToken'"
                 problem = f"HTTP {response.status_code}, {_unexpected(answer, [], expected)}"
