@@ -84,7 +84,10 @@ def test_check_with_wrong_api_key_fails_readably_showing_no_key_or_address(url: 
 def test_entry_that_is_not_an_email_fails_check_naming_it(url: str, api: okendo.Api) -> None:
     output = run("check", okendo.config(url, customer_emails=[*emails(api), "zoë at example"]))
     assert output.connection_status["status"] == "FAILED"
-    assert "'zoë at example'" in output.connection_status["message"]
+    # Named by its place, and quoted masked: an entry is personal data.
+    assert "'customer_emails[20]'" in output.connection_status["message"]
+    assert "(got 'zo***')" in output.connection_status["message"]
+    assert "zoë at example" not in output.text
     assert api.requests == []  # refused before anything is sent
 
 
