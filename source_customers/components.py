@@ -8,12 +8,15 @@ This module is injected as-is into the platform's `source-declarative-manifest` 
 # No `from __future__ import annotations`: the platform's runner executes this file as a
 # module it has not registered yet, and dataclasses cannot resolve string annotations there.
 import base64
+import contextlib
 import datetime
 import email.utils
 import hashlib
+import heapq
 import json
 import logging
 import math
+import socket
 import sys
 import threading
 import time
@@ -58,6 +61,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets, filter_secre
 from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 
 T = TypeVar("T")
 
@@ -1103,6 +1107,65 @@ class OkendoNewCustomersReadFromStart(StateMigration):
 # A request sent without a timeout (the CDK's OAuth token request sets none) gets this.
 DEFAULT_DEADLINE_SECONDS = 60.0
 _requests_send = HTTPAdapter.send
+_urllib3_getresponse = HTTPConnection.getresponse
+
+
+class _Deadline:
+    """One request's deadline, and the socket its answer is read from."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.sock: socket.socket | None = None
+        self.done = False
+        self.expired = False
+
+
+class _Watchdog:
+    """Shuts the socket of every request still unanswered at its deadline.
+
+    One daemon thread for the process, asleep until the earliest deadline: a request costs
+    a heap push, not a thread of its own (which cost a sync a fifth of its time in handing
+    the interpreter between threads).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._count = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._wake:
+            self._count += 1
+            heapq.heappush(self._heap, (deadline.at, self._count, deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                at, _, deadline = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.expired = True
+                if deadline.sock is not None:
+                    with contextlib.suppress(OSError):
+                        deadline.sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()  # .deadline: the request this thread is sending, if any
 
 
 def _send_within_deadline(
@@ -1111,37 +1174,46 @@ def _send_within_deadline(
     """`HTTPAdapter.send`, given up once the whole answer has taken longer than its deadline.
 
     `requests`' read timeout bounds the wait for each byte, not for the answer: a server
-    that trickles a byte a second holds a sync forever. The request runs on a thread of its
-    own; its caller waits for the read timeout (`DEFAULT_DEADLINE_SECONDS` if none was set)
-    and then raises `ReadTimeout`, which every retry loop treats as a timeout. The abandoned
-    request's thread, a daemon, reads on until the server ends its answer or falls silent for
-    the read timeout; nothing waits for it, and its answer is dropped.
+    that trickles a byte a second holds a sync forever. The deadline is the read timeout
+    (`DEFAULT_DEADLINE_SECONDS` if none was set), from sending to the last byte of the body,
+    which is read here (`requests` reads it after `send`). At the deadline the watchdog
+    shuts the connection's socket, and the request raises `ReadTimeout`, which every retry
+    loop treats as a timeout.
     """
     timeout = kwargs.get("timeout")
     if timeout is None:
-        deadline = DEFAULT_DEADLINE_SECONDS
-        kwargs["timeout"] = (min(30.0, deadline), deadline)
+        seconds = DEFAULT_DEADLINE_SECONDS
+        kwargs["timeout"] = (min(30.0, seconds), seconds)
     else:
         read = timeout[1] if isinstance(timeout, tuple) else timeout
-        deadline = float(read) if isinstance(read, (int, float)) else DEFAULT_DEADLINE_SECONDS
-    answer: Future[requests.Response] = Future()
-
-    def send() -> None:
-        try:
-            response = _requests_send(adapter, request, *args, **kwargs)
-            if not kwargs.get("stream"):
-                response.content  # noqa: B018  read here: `requests` reads it after `send`
-            answer.set_result(response)
-        except BaseException as error:  # handed to the caller
-            answer.set_exception(error)
-
-    threading.Thread(target=send, name="request", daemon=True).start()
+        seconds = float(read) if isinstance(read, (int, float)) else DEFAULT_DEADLINE_SECONDS
+    deadline = _current.deadline = _Deadline(time.monotonic() + seconds)
+    _WATCHDOG.watch(deadline)
     try:
-        return answer.result(timeout=deadline)
-    except TimeoutError:
+        response = _requests_send(adapter, request, *args, **kwargs)
+        if not kwargs.get("stream"):
+            response.content  # noqa: B018  read within the deadline
+        return response
+    except requests.exceptions.RequestException:
+        if not deadline.expired:
+            raise
         raise requests.exceptions.ReadTimeout(
-            f"no complete answer within {deadline:g} s (the request's deadline)", request=request
+            f"no complete answer within {seconds:g} s (the request's deadline)", request=request
         ) from None
+    finally:
+        deadline.done, deadline.sock, _current.deadline = True, None, None
+
+
+def _getresponse_watched(connection: HTTPConnection, *args: Any, **kwargs: Any) -> Any:
+    """urllib3's `getresponse`, its socket handed to the watchdog first: the answer, status
+    line and headers included, is read from it."""
+    deadline: _Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None and deadline.sock is None:
+        deadline.sock = connection.sock
+        if deadline.expired and connection.sock is not None:  # expired while connecting
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+    return _urllib3_getresponse(connection, *args, **kwargs)
 
 
 class _RetryLogNamesItsCause(logging.Filter):
@@ -1163,6 +1235,7 @@ def _install() -> None:
     # load it under two names).
     if getattr(HTTPAdapter.send, "__name__", "") != _send_within_deadline.__name__:
         HTTPAdapter.send = _send_within_deadline  # type: ignore[method-assign,assignment]
+        HTTPConnection.getresponse = _getresponse_watched  # type: ignore[method-assign,assignment]
     logger = logging.getLogger("airbyte")
     if not any(type(f).__name__ == _RetryLogNamesItsCause.__name__ for f in logger.filters):
         logger.addFilter(_RetryLogNamesItsCause())

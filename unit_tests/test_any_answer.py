@@ -165,9 +165,8 @@ def test_redirect_loop_fails_naming_the_redirect(requests_mock: Any) -> None:
 
 # --- the total deadline of a request, against a real socket ---
 
-@pytest.fixture
-def trickling_server() -> Iterator[str]:
-    """Answers 200 with a body promised long and sent a byte every 50 ms, for 5 s at most."""
+def trickle(head: bytes, body: bytes = b"") -> Iterator[str]:
+    """Answers with `head` sent at once, then `body` a byte every 50 ms, for 5 s at most."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -180,12 +179,13 @@ def trickling_server() -> Iterator[str]:
                 continue
             with conn:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 1000\r\n\r\n[")
+                conn.sendall(head)
                 deadline = time.monotonic() + 5
                 try:
-                    while not stop.is_set() and time.monotonic() < deadline:
-                        conn.sendall(b" ")
+                    for byte in body:
+                        if stop.is_set() or time.monotonic() > deadline:
+                            break
+                        conn.sendall(bytes([byte]))
                         stop.wait(0.05)
                 except OSError:
                     pass
@@ -196,6 +196,21 @@ def trickling_server() -> Iterator[str]:
     stop.set()
     thread.join(2)
     listener.close()
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """A body promised long and sent a byte every 50 ms."""
+    yield from trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 1000\r\n\r\n[", b" " * 100)
+
+
+def test_headers_trickled_past_the_deadline_are_a_timeout() -> None:
+    for url in trickle(b"", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 100):
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ReadTimeout, match="deadline"):
+            requests.get(url, timeout=(1, 0.5))
+        assert time.monotonic() - started < 2
 
 
 def test_an_answer_trickled_past_the_deadline_is_a_timeout(trickling_server: str) -> None:
