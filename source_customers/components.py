@@ -730,9 +730,11 @@ class MaskedListPartitionRouter(ListPartitionRouter):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        for value in self.values:
-            if len(str(value)) >= self.min_masked_length:
-                _register_secret(str(value))
+        # Registered as they are: checking each against those registered first (as
+        # `_register_secret` does) costs a second for 2,000 identifiers.
+        for value in dict.fromkeys(str(v) for v in self.values):
+            if len(value) >= self.min_masked_length:
+                add_to_secrets(value)
 
 
 # --- malomo ---
