@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from concurrent.futures import Future
 from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, quote_plus, urljoin, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -163,13 +163,21 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
       dropped mid-way is retried. Every retry's message names its cause.
 
     `records_path` is where a page holds its list of records (`[]`: the body is the list);
-    `record_path` is where a one-record answer holds its object. Stateless: shared by threads.
+    `record_path` is where a one-record answer holds its object. `missing_product` names a
+    product a store may not have (Okendo's Reviews, Loyalty): the API answers 403 for a
+    store without it, which here means "no records", warned once per sync and product, so
+    the rest of the sync goes on. Stateless but for that warning: shared by threads.
     """
 
     records_path: list[str] | None = None
     record_path: list[str] | None = None
     record_key: list[str] = field(default_factory=list)
     vendor: str = "The API"
+    missing_product: str = ""
+
+    # (product, id(config)): the warnings given, one per product and sync.
+    _warned: ClassVar[set[tuple[str, int]]] = set()
+    _warned_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
@@ -200,6 +208,10 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
                     ) -> ErrorResolution:
         answer = response_or_exception
         body: Any = NOT_JSON
+        if self.missing_product and isinstance(answer, requests.Response) and (
+                answer.status_code == 403):
+            self._warn_missing_product(answer)
+            return SUCCESS_RESOLUTION
         if isinstance(answer, requests.Response) and answer.ok:
             body = _json_body(answer)
             if body is NOT_JSON:
@@ -219,6 +231,19 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
         if isinstance(answer, requests.Response):
             return self._checked(answer, body) if answer.ok else self._status(answer)
         return _exception_resolution(answer)
+
+    def _warn_missing_product(self, response: requests.Response) -> None:
+        key = (self.missing_product, id(self.config))
+        with self._warned_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        _LOG.warning(
+            f"{self.vendor} refused {_request(response)} with HTTP 403: this store has no "
+            f"access to {self.missing_product}, so the streams that read it are empty "
+            f"({_vendor_message(response) or 'no explanation given'}). The rest of the sync "
+            "goes on."
+        )
 
     def _checked(self, response: requests.Response, body: Any) -> ErrorResolution:
         """A success: its records, if it must hold any, are where and what they should be."""
@@ -284,6 +309,7 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
 
 
 SUCCESS_RESOLUTION = ErrorResolution(response_action=ResponseAction.SUCCESS)
+_LOG = logging.getLogger("airbyte")
 _RETRYING = (ResponseAction.RETRY, ResponseAction.RATE_LIMITED)
 # Statuses that say "try again"; vendors add their own with a RETRY response filter.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -846,33 +872,47 @@ class OkendoCustomerLookup(PartitionRouter):
     `extra_fields`, not its partition, so it never becomes part of saved state, and it is
     registered with the CDK's secret filter before it is sent, so the CDK's own error logs
     (which quote request bodies) show `****`.
+
+    Without a `requester` each distinct address is a partition as it is (the loyalty
+    endpoints take the address itself). `access_probe`, if given, is sent once first: an
+    answer of 403 (a store without the product the stream reads; its error handler warns)
+    means no partition at all, rather than one refused request per address.
     """
 
-    requester: Requester
     config: Config
     parameters: InitVar[Mapping[str, Any]]
+    requester: Requester | None = None
     emails_field: str = "customer_emails"
-    # Set (to true) only by `check`: look up at most `check_lookups` addresses, one at a time.
-    check_field: str = ""
-    check_lookups: int = 3
     workers: int | str = 4  # may interpolate the config
+    access_probe: Requester | None = None
 
     _lookups: ClassVar[dict[tuple[str, str, str], "Future[str | None]"]] = {}
     _lookups_lock: ClassVar[threading.Lock] = threading.Lock()
     # The closing summaries logged so far: one per sync, not one per stream.
-    _summaries: ClassVar[set[tuple[str, ...]]] = set()
+    _summaries: ClassVar[set[tuple[Any, ...]]] = set()
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         addresses = [str(a) for a in self.config.get(self.emails_field) or []]
         for address in dict.fromkeys(addresses):
-            # As written, and as it appears inside a JSON request body.
-            for form in {address, json.dumps(address)[1:-1]}:
+            # As written, and as it appears inside a JSON request body or a query string.
+            for form in {address, json.dumps(address)[1:-1], quote_plus(address)}:
                 add_to_secrets(form)
         distinct: dict[str, str] = {}
         for address in addresses:
             distinct.setdefault(address.casefold(), address)
-        if self.check_field and self.config.get(self.check_field) is True:
-            yield from self._check_slice(list(distinct.values())[:self.check_lookups])
+        if not distinct:
+            self._log_once(
+                ("no addresses", id(self.config)),
+                f"Okendo: no {self.emails_field} configured, so the per-customer streams "
+                "(customers, their profiles, activities and loyalty standing) are empty; the "
+                "store's reviews and loyalty rules are read all the same.",
+            )
+            return
+        if self.requester is None:
+            if self.access_probe is None or self._has_access(self.access_probe):
+                for address in distinct.values():
+                    yield StreamSlice(partition={}, cursor_slice={},
+                                      extra_fields={"email": address})
             return
         seen_customers: set[str] = set()
         unknown = 0
@@ -893,39 +933,24 @@ class OkendoCustomerLookup(PartitionRouter):
                     cursor_slice={},
                     extra_fields={"email": address},
                 )
-        summary = (
+        self._log_once(
+            (str(self.config.get("base_url")), str(self.config.get("user_id")), *distinct),
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
             f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
-            f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found."
+            f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found.",
         )
-        key = (str(self.config.get("base_url")), str(self.config.get("user_id")), *distinct)
+
+    def _log_once(self, key: tuple[Any, ...], message: str) -> None:
         with self._lookups_lock:
             first = key not in self._summaries
             self._summaries.add(key)
         if first:
-            _OKENDO_LOG.info(summary)
+            _OKENDO_LOG.info(message)
 
-    def _check_slice(self, addresses: list[str]) -> Iterable[StreamSlice]:
-        """The first of `addresses` that is a customer: each lookup proves the credentials."""
-        for address in addresses:
-            customer_id = self._look_up(address)
-            if customer_id is not None:
-                _OKENDO_LOG.info(
-                    f"Okendo accepted the credentials: {okendo_mask_email(address)} is a "
-                    "customer, whose details are read next."
-                )
-                yield StreamSlice(partition={"customer_id": customer_id}, cursor_slice={},
-                                  extra_fields={"email": address})
-                return
-        masked = ", ".join(okendo_mask_email(a) for a in addresses)
-        raise AirbyteTracedException(
-            message=(
-                f"Okendo accepted the credentials, but none of the first {len(addresses)} "
-                f"addresses of customer_emails ({masked}) is a customer of this store. Check "
-                "the addresses, and that the user ID and API key are the right store's."
-            ),
-            failure_type=FailureType.config_error,
-        )
+    @staticmethod
+    def _has_access(probe: Requester) -> bool:
+        response = probe.send_request(stream_slice=StreamSlice(partition={}, cursor_slice={}))
+        return response is not None and response.status_code != 403
 
     def _customer_id(self, address: str) -> str | None:
         """The lookup's result, from the first stream that asked for it."""
@@ -944,6 +969,7 @@ class OkendoCustomerLookup(PartitionRouter):
         return pending.result()
 
     def _look_up(self, address: str) -> str | None:
+        assert self.requester is not None
         response = self.requester.send_request(
             stream_slice=StreamSlice(partition={}, cursor_slice={}),
             request_body_json={"email": address},

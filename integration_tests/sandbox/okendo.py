@@ -8,6 +8,14 @@ customers: `POST /customer_lookup` turns an e-mail address into a customer ID (4
 `nextUrl` that is relative to the base path and carries `lastEvaluated`, URL-encoded JSON
 that must come back exactly as it was sent (else 400). A token bucket answers a burst with
 429 and Retry-After; tests switch it on, off, or tune it.
+
+Reviews and loyalty (vendor-docs/okendo-reviews-loyalty.md): `GET /reviews` pages by
+`limit` and an opaque `lastEvaluated` in `nextUrl`, ordered by `orderBy` (default
+`date desc`), one moderation `status` at a time (default `approved`); the cursor stands for
+a position, so a review arriving mid-read shifts the later pages of `date desc` by one.
+`GET /loyalty/customers?email=` (404 for an address that is not a loyalty customer),
+`/loyalty/earning_rules` and `/loyalty/redemption_rules`. A store without a product answers
+its endpoints with 403.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,6 +40,20 @@ DEFAULT_CUSTOMERS = 24
 # Addresses no sandbox customer has: a lookup answers 404.
 UNKNOWN_EMAILS = ("nobody.here@example.com", "zoë.ghost@example.org")
 NAMESPACES = ("okendo", "reviews", "quiz", "loyalty", "shopify", "préférences")
+DEFAULT_REVIEWS = 60
+REVIEW_STATUSES = ("approved", "pending", "rejected")
+ORDER_BY = re.compile(r"(date|rating) (asc|desc)")
+PRODUCTS = (("shopify-7001", "Merino Crew — Oat"), ("shopify-7002", "Linen Shirt 🌿"),
+            ("shopify-7003", "Sac à dos urbain"), ("shopify-7004", "防水ジャケット"))
+EARNING_RULES = (
+    {"type": "fixed-amount", "amount": 100, "waitTimeDays": 0},
+    {"type": "points-per", "amount": 5, "capPerOrder": 500},
+    {"type": "points-per-spend", "amount": 1, "earnEachAmountOncePer": 1, "waitTimeDays": 14},
+    {"type": "submit-review", "amountForReview": 50, "amountForImage": 25, "amountForVideo": 75,
+     "amountForSocialLogin": 10},
+)
+REDEMPTION_TYPES = ("fixed-value", "percentage-coupon", "variable-value", "free-shipping",
+                    "free-product")
 ACTIVITY_TITLES = ("Left a review", "Answered a question", "Uploaded a photo 📷",
                    "Earned 100 points", "Redeemed a reward", "Took the skin quiz",
                    "Posted a Q&A answer", "Abonnement bestätigt")
@@ -79,10 +102,15 @@ class Api(VendorApi):
     name = "okendo"
 
     def __init__(self, customers: int = DEFAULT_CUSTOMERS, page_cap: int | None = None,
-                 rate_per_second: float | None = None, burst: int = 5) -> None:
+                 rate_per_second: float | None = None, burst: int = 5,
+                 reviews: int = DEFAULT_REVIEWS, loyalty: bool = True,
+                 reviews_product: bool = True) -> None:
         super().__init__()
+        self.loyalty = loyalty  # False: a store without Okendo Loyalty (403)
+        self.reviews_product = reviews_product  # False: an account without reviews (403)
         self.page_cap = page_cap  # the most items a page holds, whatever `limit` asks for
         self.issued_cursors: dict[str, int] = {}  # lastEvaluated as sent -> next offset
+        self._cursor_query: dict[str, str] = {}  # a reviews cursor -> the query it pages
         self.throttled = 0  # 429s answered
         self.set_rate_limit(rate_per_second, burst)
         self.customers: dict[str, dict[str, Any]] = {}  # customerId -> details
@@ -92,7 +120,22 @@ class Api(VendorApi):
         self._by_email: dict[str, str] = {}
         for n in range(customers):
             self._add_customer(n)
+        self.reviews: list[dict[str, Any]] = [self._review(n) for n in range(reviews)]
+        # (status, n): after the n-th request for that status, a new review arrives.
+        self.review_arrives_after: tuple[str, int] | None = None
+        self.arrived: list[str] = []  # reviewIds that arrived mid-read
+        self._review_requests: dict[str, int] = {}
+        # Two customers in three are in the loyalty programme.
+        self.loyalty_customers: dict[str, dict[str, Any]] = {
+            str(self.customers[cid]["email"]).casefold(): self._loyalty_customer(n)
+            for n, cid in enumerate(self.customers) if n % 3 != 2}
+        self.earning_rules = [dict(rule) for rule in EARNING_RULES]
+        self.redemption_rules = [self._redemption_rule(n) for n in range(len(REDEMPTION_TYPES))]
         self.route("POST", BASE_PATH + "/customer_lookup", self.customer_lookup)
+        self.route("GET", BASE_PATH + "/reviews", self.list_reviews)
+        self.route("GET", BASE_PATH + "/loyalty/customers", self.get_loyalty_customer)
+        self.route("GET", BASE_PATH + "/loyalty/earning_rules", self.list_earning_rules)
+        self.route("GET", BASE_PATH + "/loyalty/redemption_rules", self.list_redemption_rules)
         cid = "(?P<cid>[^/]+)"
         self.route("GET", f"{BASE_PATH}/customers/{cid}", self.get_customer)
         self.route("GET", f"{BASE_PATH}/customers/{cid}/profiles", self.list_profiles)
@@ -126,6 +169,87 @@ class Api(VendorApi):
             (self._activity(r, seed.moment(r) + timedelta(milliseconds=r.randrange(1000)))
              for _ in range(r.choice((0, 1, 4, 9, 30)))),
             key=lambda a: (a["date"], a["activityId"]), reverse=True)
+
+    def _review(self, n: int, when: datetime | None = None,
+                status: str | None = None) -> dict[str, Any]:
+        r = seed.rng(f"okendo-review-{n}")
+        given, family = seed.person(r)
+        product_id, product_name = r.choice(PRODUCTS)
+        created = when or seed.moment(r)
+        # Several reviews share a second: the order must not depend on the date alone.
+        created = created.replace(microsecond=0) if n % 7 == 0 else created
+        review: dict[str, Any] = {
+            "subscriberId": "3f1c9a2e-0b7d-4c1e-9a55-6d2f1b8e4c01",
+            "reviewId": seed.uuid4(r),
+            "productId": product_id,
+            "productName": product_name,
+            "variantId": seed.maybe(r, f"{product_id}-v{r.randrange(1, 4)}", 0.5),
+            "title": seed.maybe(r, r.choice(["Great quality!", "Trop petit", "Perfekt 👌", ""])),
+            "body": r.choice(["Great quality! Great price! Would buy again!",
+                              "Runs small, order a size up.", "質感がとても良い。", "Meh."]),
+            "rating": r.randint(1, 5),
+            "status": status or r.choices(REVIEW_STATUSES, (6, 3, 1))[0],
+            "dateCreated": seed.iso(created, millis=True),
+            "containsProfanity": r.random() < 0.05,
+            "isIncentivized": r.random() < 0.2,
+            "isRecommended": seed.maybe(r, r.random() < 0.8),
+            "helpfulCount": r.randrange(0, 40),
+            "unhelpfulCount": r.randrange(0, 5),
+            "sentiment": r.choice(["positive", "negative", "neutral", "mixed"]),
+            "tags": r.sample(["sizing", "quality", "shipping", "colour"], r.randrange(0, 3)),
+            "attributesWithRating": seed.maybe(r, [{
+                "minLabel": "Too Small", "midLabel": "Just Right", "maxLabel": "Too Big",
+                "title": "Sizing", "type": "centered-range", "value": r.randint(-2, 2)}], 0.5),
+            "productAttributes": seed.maybe(r, [{"title": "Pros", "type": "drop-down",
+                                                 "value": r.choice(["Warm", "Soft"])}], 0.4),
+            "media": [{"streamId": seed.ulid(r), "type": r.choice(["image", "video"]),
+                       "fullSizeUrl": f"https://cdn.okendo.io/media/{n}/full.jpg",
+                       "largeUrl": f"https://cdn.okendo.io/media/{n}/large.jpg",
+                       "thumbnailUrl": f"https://cdn.okendo.io/media/{n}/thumb.jpg",
+                       "isHidden": r.random() < 0.1} for _ in range(r.choice((0, 0, 1, 2)))],
+            "order": seed.maybe(r, {"orderId": str(r.randrange(10**9)),
+                                    "orderNumber": f"#OKR{r.randrange(10**4):04d}"}, 0.6),
+            "reply": seed.maybe(r, {"body": "<p><b>Thanks</b> for your review</p>",
+                                    "rawBody": "*Thanks* for your review",
+                                    "dateCreated": seed.iso(created + timedelta(days=1),
+                                                            millis=True),
+                                    "isPrivate": r.random() < 0.3}, 0.3),
+            "reviewer": {
+                "displayName": f"{given} {family[:1]}.", "name": f"{given} {family}",
+                "email": seed.maybe(r, seed.email(r, given, family, 10_000 + n), 0.7),
+                "isVerified": r.random() < 0.7, "verifiedStatus": "Verified Buyer",
+                "location": seed.maybe(r, {"country": {"code": "au", "name": "Australia"},
+                                           "zoneCode": "NSW"}, 0.5),
+            },
+            "reward": seed.maybe(r, {"description": "$10 off your next order over $40"}, 0.2),
+        }
+        return {k: v for k, v in review.items() if v is not None}
+
+    def _loyalty_customer(self, n: int) -> dict[str, Any]:
+        r = seed.rng(f"okendo-loyalty-{n}")
+        customer = {"loyaltyCustomerId": seed.uuid4(r),
+                    "status": r.choice(["pending", "enrolled", "enrolled", "blocked"]),
+                    "points": {"balance": r.randrange(0, 5000)},
+                    "vipTierName": seed.maybe(r, r.choice(["Bronze", "Silver", "Or"]), 0.6),
+                    "minimumVipTierName": seed.maybe(r, "Bronze", 0.3)}
+        return {k: v for k, v in customer.items() if v is not None}
+
+    @staticmethod
+    def _redemption_rule(n: int) -> dict[str, Any]:
+        r = seed.rng(f"okendo-redemption-{n}")
+        return {"redemptionRuleId": seed.uuid4(r), "type": REDEMPTION_TYPES[n],
+                "reward": {"points": 100 * (n + 1), "value": 5 * (n + 1),
+                           "awardedAs": r.choice(["coupon", "store-credit"])},
+                "appliesToCollections": r.sample(["all", "winter", "sale"], r.randrange(0, 3)),
+                "expiresAfterDays": seed.maybe(r, 90),
+                "minimumPurchase": seed.maybe(r, 40),
+                "purchaseType": r.choice(["single", "subscription", "both"]),
+                "recurringCycleLimit": seed.maybe(r, 3, 0.3)}
+
+    def reviews_of(self, status: str) -> list[str]:
+        """The reviewIds of one status, as a complete read must return them."""
+        with self.lock:
+            return [rv["reviewId"] for rv in self.reviews if rv["status"] == status]
 
     @staticmethod
     def _properties(r: Any) -> list[dict[str, Any]]:
@@ -279,6 +403,87 @@ class Api(VendorApi):
         if "namespace" in request.query:
             activities = [a for a in activities if a["namespace"] == request.query["namespace"]]
         return self._page(request, cid, "activities", activities, "activityId")
+
+    def list_reviews(self, request: Request) -> Response:
+        if not self.reviews_product:
+            return _error(403, "This account does not have access to reviews.")
+        try:
+            limit = int(request.query.get("limit", "25"))
+        except ValueError:
+            limit = 0
+        order_by = request.query.get("orderBy", "date desc")
+        status = request.query.get("status", "approved")
+        if not 1 <= limit <= 100:
+            return _error(400, "limit must be an integer between 1 and 100.")
+        if not ORDER_BY.fullmatch(order_by):
+            return _error(400, "orderBy must be '(date|rating) (asc|desc)'.")
+        if status not in REVIEW_STATUSES:
+            return _error(400, "status must be one of approved, pending, rejected.")
+        query = f"reviews|{status}|{order_by}"
+        offset = 0
+        raw = _raw_param(request.raw_query, "lastEvaluated")
+        if raw is not None:
+            with self.lock:
+                issued = self.issued_cursors.get(raw)
+            if issued is None or self._cursor_query.get(raw) != query:
+                return _error(400, "lastEvaluated is not a cursor this API issued for this query.")
+            offset = issued
+        field, direction = order_by.split()
+        sort_key = "rating" if field == "rating" else "dateCreated"
+        with self.lock:
+            matching = sorted((rv for rv in self.reviews if rv["status"] == status),
+                              key=lambda rv: (rv[sort_key], rv["dateCreated"], rv["reviewId"]),
+                              reverse=direction == "desc")
+        size = min(limit, self.page_cap or limit)
+        page = matching[offset:offset + size]
+        body: dict[str, Any] = {"reviews": page}
+        if offset + size < len(matching):
+            last = page[-1]
+            cursor = json.dumps({"reviewId": last["reviewId"], "status": status,
+                                 "dateCreated": last["dateCreated"]}, separators=(",", ":"))
+            encoded = encode_uri_component(cursor)
+            with self.lock:
+                self.issued_cursors[encoded] = offset + size
+                self._cursor_query[encoded] = query
+            body["nextUrl"] = (f"/reviews?lastEvaluated={encoded}&limit={limit}"
+                               f"&orderBy={encode_uri_component(order_by)}&status={status}")
+        self._maybe_a_review_arrives(status)
+        return Response(200, body)
+
+    def _maybe_a_review_arrives(self, status: str) -> None:
+        with self.lock:
+            served = self._review_requests[status] = self._review_requests.get(status, 0) + 1
+            if self.review_arrives_after != (status, served):
+                return
+            review = self._review(len(self.reviews) + 1000, datetime.now(timezone.utc), status)
+            self.reviews.append(review)
+            self.arrived.append(review["reviewId"])
+
+    def get_loyalty_customer(self, request: Request) -> Response:
+        if not self.loyalty:
+            return _error(403, "This store does not have Okendo Loyalty.")
+        email, loyalty_id = request.query.get("email"), request.query.get("loyaltyCustomerId")
+        if (email is None) == (loyalty_id is None):
+            return _error(400, "Provide exactly one of email or loyaltyCustomerId.")
+        with self.lock:
+            if email is not None:
+                found = self.loyalty_customers.get(email.casefold())
+            else:
+                found = next((c for c in self.loyalty_customers.values()
+                              if c["loyaltyCustomerId"] == loyalty_id), None)
+        if found is None:
+            return _error(404, "No loyalty customer was found.")
+        return Response(200, {"loyaltyCustomer": found})
+
+    def list_earning_rules(self, request: Request) -> Response:
+        if not self.loyalty:
+            return _error(403, "This store does not have Okendo Loyalty.")
+        return Response(200, {"rules": self.earning_rules})
+
+    def list_redemption_rules(self, request: Request) -> Response:
+        if not self.loyalty:
+            return _error(403, "This store does not have Okendo Loyalty.")
+        return Response(200, {"rules": self.redemption_rules})
 
 
 def _error(status: int, description: str) -> Response:
