@@ -13,7 +13,8 @@ from integration_tests.cli import Output, assert_same_keys, run, spec_branch, sy
 from integration_tests.sandbox import okendo
 from integration_tests.sandbox.server import Server
 
-STREAMS = ("customers", "customer_profiles", "customer_activities")
+STREAMS = ("customers", "customer_profiles", "customer_activities", "reviews",
+           "loyalty_customers", "loyalty_earning_rules", "loyalty_redemption_rules")
 
 
 @pytest.fixture
@@ -32,18 +33,12 @@ def emails(api: okendo.Api) -> list[str]:
 
 
 def expected(api: okendo.Api, addresses: list[str]) -> dict[str, list[Any]]:
-    ids = api.ids_for(addresses)
-    return {
-        "customers": ids,
-        "customer_profiles": [(c, p["namespace"]) for c in ids for p in api.profiles[c]],
-        "customer_activities": [a["activityId"] for c in ids for a in api.activities[c]],
-    }
+    """Every stream's keys, from the sandbox's own data: what a full read must hold."""
+    return okendo.expected_keys(api, addresses)
 
 
 def keys(output: Output) -> dict[str, list[Any]]:
-    return {"customers": output.keys("customers", "customerId"),
-            "customer_profiles": output.keys("customer_profiles", "customerId", "namespace"),
-            "customer_activities": output.keys("customer_activities", "activityId")}
+    return {stream: output.keys(stream, *key) for stream, key in okendo.KEYS.items()}
 
 
 def assert_exactly(output: Output, wanted: dict[str, list[Any]]) -> None:
@@ -61,7 +56,9 @@ def test_spec_covers_okendo_fields_without_config() -> None:
     branch = spec_branch("okendo")
     assert {"user_id", "api_key", "customer_emails", "base_url", "start_date",
             "num_workers"} <= set(branch["properties"])
-    assert set(branch["required"]) == {"vendor", "user_id", "api_key", "customer_emails"}
+    assert set(branch["required"]) == {"vendor", "user_id", "api_key"}
+    assert branch["properties"]["review_statuses"]["items"]["enum"] == [
+        "approved", "pending", "rejected"]
     assert branch["properties"]["api_key"]["airbyte_secret"] is True
     assert branch["properties"]["base_url"]["default"] == "https://api.okendo.io/enterprise"
 
@@ -100,6 +97,10 @@ def test_discover_lists_streams_keys_and_cursor(url: str) -> None:
     assert streams["customer_activities"]["source_defined_primary_key"] == [["activityId"]]
     assert streams["customer_activities"]["default_cursor_field"] == ["date"]
     assert "incremental" in streams["customer_activities"]["supported_sync_modes"]
+    assert set(streams) == set(STREAMS)
+    assert {name: streams[name]["source_defined_primary_key"] for name in STREAMS[3:]} == {
+        "reviews": [["reviewId"]], "loyalty_customers": [["loyaltyCustomerId"]],
+        "loyalty_earning_rules": [["type"]], "loyalty_redemption_rules": [["redemptionRuleId"]]}
 
 
 def test_read_of_known_unknown_and_duplicate_addresses_under_429s_is_exact(
@@ -138,7 +139,8 @@ def test_next_url_pages_resolve_under_enterprise_where_a_naive_join_finds_nothin
     addresses = emails(api)
     output = read_all(url, streams=("customer_profiles", "customer_activities"),
                       customer_emails=addresses)
-    assert_exactly(output, {k: v for k, v in expected(api, addresses).items() if k != "customers"})
+    assert_exactly(output, {k: v for k, v in expected(api, addresses).items()
+                            if k in ("customer_profiles", "customer_activities")})
     followed = [r for r in api.requests if "lastEvaluated=" in r.raw_query]
     assert len(followed) > 20
     # Nothing outside the base path was asked for; the sandbox serves nothing there.
@@ -258,3 +260,98 @@ def test_sync_of_a_few_hundred_customers_finishes(serve: Callable[[okendo.Api], 
     addresses = emails(api)
     output = read_all(url, customer_emails=addresses)
     assert_exactly(output, expected(api, addresses))
+
+
+# --- reviews and loyalty -------------------------------------------------------------------
+
+def test_check_needs_no_address_and_sends_one_request(url: str, api: okendo.Api) -> None:
+    config = {k: v for k, v in okendo.config(url).items() if k != "customer_emails"}
+    output = run("check", config)
+    assert output.connection_status["status"] == "SUCCEEDED"
+    assert [r.path for r in api.requests] == ["/enterprise/reviews"]
+
+
+def test_every_review_of_every_status_once_though_one_arrives_mid_read(
+        serve: Callable[[okendo.Api], Server]) -> None:
+    # Pages of 7, and a new approved review after the second approved page: with Okendo's
+    # default `date desc` every later page would shift by one (a review read twice, the new
+    # one never); oldest first, it is simply the last.
+    api = okendo.Api(customers=4, reviews=90, page_cap=7)
+    api.review_arrives_after = ("approved", 2)
+    output = read_all(serve(api).url, streams=("reviews",))
+    assert api.arrived
+    assert_same_keys(output.keys("reviews", "reviewId"),
+                     [r for s in okendo.REVIEW_STATUSES for r in api.reviews_of(s)])
+    statuses = {r["reviewId"]: r["status"] for r in output.records("reviews")}
+    assert {s: list(statuses.values()).count(s) for s in okendo.REVIEW_STATUSES} == {
+        s: len(api.reviews_of(s)) for s in okendo.REVIEW_STATUSES}
+
+
+def test_sandbox_shifts_date_desc_pages_when_a_review_arrives(
+        serve: Callable[[okendo.Api], Server]) -> None:
+    """The test above has teeth: read in Okendo's default order, the sandbox skips and repeats."""
+    api = okendo.Api(customers=1, reviews=40, page_cap=7)
+    api.review_arrives_after = ("approved", 1)
+    url = serve(api).url + okendo.BASE_PATH
+    auth = (okendo.USER_ID, okendo.API_KEY)
+    headers = {"okendo-api-version": okendo.API_VERSION}
+    seen: list[str] = []
+    link: str | None = "/reviews?limit=7"
+    while link:
+        body = requests.get(url + link, auth=auth, headers=headers, timeout=10).json()
+        seen += [r["reviewId"] for r in body["reviews"]]
+        link = body.get("nextUrl")
+    assert len(seen) != len(set(seen)) and api.arrived[0] not in seen
+
+
+@pytest.mark.parametrize("query", ["limit=101", "limit=0", "orderBy=date%20sideways",
+                                   "orderBy=rating", "status=spam"])
+def test_sandbox_refuses_review_parameters_out_of_bounds(
+        url: str, query: str) -> None:
+    answer = requests.get(f"{url}{okendo.BASE_PATH}/reviews?{query}",
+                          auth=(okendo.USER_ID, okendo.API_KEY),
+                          headers={"okendo-api-version": okendo.API_VERSION}, timeout=10)
+    assert answer.status_code == 400
+
+
+def test_loyalty_streams_hold_each_address_standing_and_the_rules_exactly(
+        url: str, api: okendo.Api) -> None:
+    addresses = emails(api)
+    output = read_all(url, customer_emails=addresses, streams=STREAMS[4:])
+    assert_exactly(output, {k: v for k, v in expected(api, addresses).items()
+                            if k in STREAMS[4:]})
+    by_id = {r["loyaltyCustomerId"]: r for r in output.records("loyalty_customers")}
+    for address, standing in api.loyalty_customers.items():
+        if standing["loyaltyCustomerId"] in by_id:
+            assert by_id[standing["loyaltyCustomerId"]] == {
+                **standing, "email": by_id[standing["loyaltyCustomerId"]]["email"]}
+            assert by_id[standing["loyaltyCustomerId"]]["email"].casefold() == address
+    skipped = len({a.casefold() for a in addresses}) - len(by_id)
+    assert skipped > 0
+    assert len([line for line in output.logs()
+                if "not an Okendo Loyalty customer (HTTP 404)" in line]) == skipped
+
+
+def test_store_without_loyalty_syncs_everything_else_with_one_warning(
+        serve: Callable[[okendo.Api], Server]) -> None:
+    api = okendo.Api(customers=6, loyalty=False)
+    addresses = emails(api)
+    output = read_all(serve(api).url, customer_emails=addresses)
+    assert output.returncode == 0 and not output.errors
+    wanted = expected(api, addresses)
+    assert_exactly(output, {**wanted, "loyalty_customers": [], "loyalty_earning_rules": [],
+                            "loyalty_redemption_rules": []})
+    warnings = [line for line in output.logs("WARN") if "no access to Okendo Loyalty" in line]
+    assert len(warnings) == 1
+    # One refused request tells the store has no loyalty; no address is asked for.
+    assert not [r for r in api.requests if r.path.endswith("/loyalty/customers")]
+
+
+def test_account_without_reviews_syncs_everything_else_with_one_warning(
+        serve: Callable[[okendo.Api], Server]) -> None:
+    api = okendo.Api(customers=4, reviews_product=False)
+    addresses = emails(api)
+    output = read_all(serve(api).url, customer_emails=addresses)
+    assert output.returncode == 0 and not output.errors
+    assert_exactly(output, {**expected(api, addresses), "reviews": []})
+    assert len([line for line in output.logs("WARN") if "Okendo Reviews" in line]) == 1

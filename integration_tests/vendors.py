@@ -46,12 +46,7 @@ def _okendo_config(api: Any, url: str) -> dict[str, Any]:
 
 
 def _okendo_expected(api: Any, config: dict[str, Any]) -> Keys:
-    ids = api.ids_for(config["customer_emails"])
-    return {
-        "customers": ids,
-        "customer_profiles": [(c, p["namespace"]) for c in ids for p in api.profiles[c]],
-        "customer_activities": [a["activityId"] for c in ids for a in api.activities[c]],
-    }
+    return okendo.expected_keys(api, config["customer_emails"])
 
 
 def _malomo_expected(api: Any, config: dict[str, Any]) -> Keys:
@@ -78,9 +73,7 @@ CASES: dict[str, Case] = {
     "okendo": Case(
         # Pages of at most 4: activities and profiles follow nextUrl often.
         "okendo", lambda: okendo.Api(customers=16, page_cap=4), _okendo_config,
-        {"customers": ("customerId",), "customer_profiles": ("customerId", "namespace"),
-         "customer_activities": ("activityId",)},
-        _okendo_expected, lambda: okendo.Api(customers=6, page_cap=4),
+        okendo.KEYS, _okendo_expected, lambda: okendo.Api(customers=6, reviews=20, page_cap=4),
         incremental=("customer_activities",)),
     "malomo": Case(
         "malomo", lambda: malomo.Api(customers=120, page_size=25, event_page_size=2),

@@ -72,6 +72,7 @@ def transcript(output: EntrypointOutput) -> str:
 def _no_shared_results() -> Iterator[None]:
     """Tokens and lookups shared across streams live for a process; each test starts afresh."""
     from source_customers.components import (
+        JsonBodyErrorHandler,
         OkendoCustomerLookup,
         SharedClientCredentialsOAuthenticator,
     )
@@ -79,6 +80,7 @@ def _no_shared_results() -> Iterator[None]:
     shared: list[dict[Any, Any]] = [SharedClientCredentialsOAuthenticator._tokens,
                                     OkendoCustomerLookup._lookups]
     OkendoCustomerLookup._summaries.clear()
+    JsonBodyErrorHandler._warned.clear()
     for results in shared:
         results.clear()
     yield

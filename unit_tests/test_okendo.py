@@ -16,6 +16,9 @@ from source_customers.vendors import config_problem
 
 BASE = "https://api.okendo.io/enterprise"
 LOOKUP = f"{BASE}/customer_lookup"
+REVIEWS = f"{BASE}/reviews"
+LOYALTY = f"{BASE}/loyalty"
+FORBIDDEN = {"error": {"description": "This store does not have this product."}}
 USER = "okendo-user-1"
 KEY = "okendo-api-key-0123456789abcdef01"
 ZOE, MATEO, GHOST = "zoe.muller@example.com", "mateo.garcia@example.com", "nobody@example.com"
@@ -56,8 +59,8 @@ def lookups(requests_mock: Any) -> list[str]:
     return [r.json()["email"] for r in requests_mock.request_history if r.url == LOOKUP]
 
 
-def logs(output: Any) -> list[str]:
-    return [m.log.message for m in output.logs]
+def logs(output: Any, *levels: str) -> list[str]:
+    return [m.log.message for m in output.logs if not levels or m.log.level.value in levels]
 
 
 def activity(n: int, date: str) -> dict[str, Any]:
@@ -258,16 +261,13 @@ def test_429_is_retried_honouring_retry_after(requests_mock: Any,
     assert [w for w in _no_backoff_sleep if w >= 2] == [4, 2]
 
 
-def test_wrong_credentials_fail_check_without_key_or_address(requests_mock: Any,
-                                                            tmp_path: Any) -> None:
-    requests_mock.post(LOOKUP, status_code=401)
+def test_wrong_credentials_fail_check_without_key(requests_mock: Any, tmp_path: Any) -> None:
+    requests_mock.get(REVIEWS, status_code=401)
     output = check(config(), tmp_path)
     status = output.connection_status_messages[0].connectionStatus
     assert status.status == Status.FAILED
     assert "rejected the credentials" in status.message
-    text = transcript(output)
-    assert KEY not in text
-    assert ZOE not in text  # the CDK's error log quotes the request body; the address is redacted
+    assert KEY not in transcript(output)
 
 
 def test_lookup_refused_as_invalid_fails_with_okendo_reason(requests_mock: Any) -> None:
@@ -302,6 +302,14 @@ def test_streams_keys_and_cursor_as_the_contract_says() -> None:
     assert streams["customer_activities"].source_defined_primary_key == [["activityId"]]
     assert streams["customer_activities"].default_cursor_field == ["date"]
     assert SyncMode.incremental not in streams["customers"].supported_sync_modes
+    assert streams["reviews"].source_defined_primary_key == [["reviewId"]]
+    assert streams["loyalty_customers"].source_defined_primary_key == [["loyaltyCustomerId"]]
+    assert streams["loyalty_earning_rules"].source_defined_primary_key == [["type"]]
+    assert streams["loyalty_redemption_rules"].source_defined_primary_key == [
+        ["redemptionRuleId"]]
+    for name in ("reviews", "loyalty_customers", "loyalty_earning_rules",
+                 "loyalty_redemption_rules"):
+        assert streams[name].supported_sync_modes == [SyncMode.full_refresh]
 
 
 def test_lookups_run_in_parallel_in_order_and_stop_once_abandoned() -> None:
@@ -344,25 +352,22 @@ def ghosts(n: int) -> list[str]:
     return [f"ghost{i}@example.com" for i in range(n)]
 
 
-def test_check_looks_up_a_few_addresses_not_every_one(requests_mock: Any,
-                                                      tmp_path: Any) -> None:
-    serve_customers(requests_mock)
-    output = check(config(GHOST, ZOE, *ghosts(200)), tmp_path)
+def test_check_reads_one_review_and_needs_no_address(requests_mock: Any,
+                                                    tmp_path: Any) -> None:
+    requests_mock.get(REVIEWS, json={"reviews": [review("r1")], "nextUrl": "/reviews?x=1"})
+    config_without_addresses = {k: v for k, v in config().items() if k != "customer_emails"}
+    output = check(config_without_addresses, tmp_path)
     assert output.connection_status_messages[0].connectionStatus.status == Status.SUCCEEDED
-    assert lookups(requests_mock) == [GHOST, ZOE]
-    assert any("Okendo accepted the credentials: z***@example.com" in line
-               for line in logs(output))
+    (request,) = requests_mock.request_history
+    assert request.qs == {"limit": ["1"], "orderby": ["date asc"], "status": ["approved"]}
 
 
-def test_check_with_no_customer_among_the_first_addresses_says_what_it_verified(
-        requests_mock: Any, tmp_path: Any) -> None:
-    serve_customers(requests_mock)
-    output = check(config(*ghosts(200), ZOE), tmp_path)
-    status = output.connection_status_messages[0].connectionStatus
-    assert status.status == Status.FAILED
-    assert "Okendo accepted the credentials, but none of the first 3 addresses" in status.message
-    assert len(lookups(requests_mock)) == 3
-    assert "ghost0@" not in transcript(output)
+def test_check_of_an_account_without_reviews_passes_with_a_warning(requests_mock: Any,
+                                                                   tmp_path: Any) -> None:
+    requests_mock.get(REVIEWS, status_code=403, json=FORBIDDEN)
+    output = check(config(), tmp_path)
+    assert output.connection_status_messages[0].connectionStatus.status == Status.SUCCEEDED
+    assert any("no access to Okendo Reviews" in line for line in logs(output, "WARN"))
 
 
 def test_connection_check_flag_is_the_checks_alone(tmp_path: Any) -> None:
@@ -396,3 +401,138 @@ def test_lookup_facts_are_logged_once_per_sync(requests_mock: Any) -> None:
     lines = logs(output)
     assert len([line for line in lines if "n***@example.com" in line]) == 1
     assert len([line for line in lines if "Okendo customer lookup:" in line]) == 1
+
+
+# --- reviews and loyalty (vendor-docs/okendo-reviews-loyalty.md) ---------------------------
+
+def review(rid: str, status: str = "approved") -> dict[str, Any]:
+    return {"reviewId": rid, "status": status, "rating": 5, "dateCreated": "2025-06-26T13:24:34.170Z",
+            "reviewer": {"displayName": "Tim C.", "location": {"country": {"code": "au"}}}}
+
+
+def serve_reviews(requests_mock: Any, pages: dict[str, list[list[str]]]) -> None:
+    """Each status's pages of review IDs, linked by nextUrl relative to /enterprise."""
+    def respond(request: Any, context: Any) -> dict[str, Any]:
+        status = request.qs.get("status", ["approved"])[0]
+        page = int(request.qs.get("lastevaluated", ["0"])[0])
+        chunks = pages.get(status, [[]])
+        body: dict[str, Any] = {"reviews": [review(r, status) for r in chunks[page]]}
+        if page + 1 < len(chunks):
+            body["nextUrl"] = f"/reviews?lastEvaluated={page + 1}&limit=100&status={status}"
+        return body
+    requests_mock.get(REVIEWS, json=respond)
+
+
+def review_requests(requests_mock: Any) -> list[str]:
+    return [r.url.removeprefix(BASE) for r in requests_mock.request_history
+            if r.path.endswith("/reviews")]
+
+
+def test_every_status_is_read_oldest_first_because_okendo_returns_approved_only_by_default(
+        requests_mock: Any) -> None:
+    serve_reviews(requests_mock, {"approved": [["a1", "a2"], ["a3"]], "pending": [["p1"]],
+                                  "rejected": [["x1"]]})
+    output = read(config(), "reviews")
+    assert sorted(ids(output, "reviews", "reviewId")) == ["a1", "a2", "a3", "p1", "x1"]
+    for url in review_requests(requests_mock):
+        query = dict(q.split("=") for q in url.partition("?")[2].split("&"))
+        assert query["orderBy"] == "date+asc" and query["status"] in (
+            "approved", "pending", "rejected")
+    assert len(review_requests(requests_mock)) == 4
+
+
+def test_review_next_url_resolves_under_enterprise_and_keeps_its_query_without_repeats(
+        requests_mock: Any) -> None:
+    serve_reviews(requests_mock, {"pending": [["p1"], ["p2"]]})
+    read(config(review_statuses=["pending"]), "reviews")
+    first, second = review_requests(requests_mock)
+    assert first == "/reviews?limit=100&orderBy=date+asc&status=pending"
+    # As sent, with the manifest's orderBy added once, the status it already has not again.
+    assert second == "/reviews?lastEvaluated=1&limit=100&status=pending&orderBy=date+asc"
+
+
+def test_review_statuses_choose_the_passes(requests_mock: Any) -> None:
+    serve_reviews(requests_mock, {"approved": [["a1"]], "rejected": [["x1"]]})
+    output = read(config(review_statuses=["rejected"]), "reviews")
+    assert ids(output, "reviews", "reviewId") == ["x1"]
+    assert len(review_requests(requests_mock)) == 1
+
+
+@pytest.mark.parametrize(("statuses", "problem"), [
+    (["approved", "spam"], "review_statuses[1]"),
+    ([], "review_statuses"),
+    (["pending", "pending"], "review_statuses"),
+])
+def test_review_statuses_outside_the_documented_three_fail_naming_the_field(
+        statuses: list[str], problem: str) -> None:
+    found = config_problem("okendo", config(review_statuses=statuses)) or ""
+    assert f"'{problem}'" in found
+
+
+def test_loyalty_customers_are_read_by_address_once_each_and_carry_it(requests_mock: Any) -> None:
+    requests_mock.get(f"{LOYALTY}/earning_rules", json={"rules": []})
+    requests_mock.get(f"{LOYALTY}/customers", json=lambda request, context: {"loyaltyCustomer": {
+        "loyaltyCustomerId": "l-" + request.qs["email"][0].split("@")[0],
+        "status": "enrolled", "points": {"balance": 120}}})
+    output = read(config(ZOE, MATEO, ZOE.upper()), "loyalty_customers")
+    records = [m.record.data for m in output.records]
+    assert {(r["loyaltyCustomerId"], r["email"]) for r in records} == {
+        ("l-zoe.muller", ZOE), ("l-mateo.garcia", MATEO)}
+    asked = [r.qs["email"][0] for r in requests_mock.request_history if r.path.endswith("/customers")]
+    assert sorted(asked) == sorted([ZOE, MATEO])
+
+
+def test_address_that_is_not_a_loyalty_customer_is_skipped_and_logged(requests_mock: Any) -> None:
+    requests_mock.get(f"{LOYALTY}/earning_rules", json={"rules": []})
+    requests_mock.get(f"{LOYALTY}/customers?email={ZOE}", status_code=404,
+                      json={"error": {"description": "No loyalty customer was found."}})
+    requests_mock.get(f"{LOYALTY}/customers?email={MATEO}",
+                      json={"loyaltyCustomer": {"loyaltyCustomerId": "l-1", "status": "pending"}})
+    output = read(config(ZOE, MATEO), "loyalty_customers")
+    assert not output.errors
+    assert ids(output, "loyalty_customers", "loyaltyCustomerId") == ["l-1"]
+    assert len([line for line in logs(output) if "not an Okendo Loyalty customer" in line]) == 1
+
+
+def test_store_without_loyalty_warns_once_asks_no_address_and_the_sync_succeeds(
+        requests_mock: Any) -> None:
+    for path in ("customers", "earning_rules", "redemption_rules"):
+        requests_mock.get(f"{LOYALTY}/{path}", status_code=403, json=FORBIDDEN)
+    serve_reviews(requests_mock, {"approved": [["a1"]]})
+    output = read(config(ZOE, MATEO), "reviews", "loyalty_customers", "loyalty_earning_rules",
+                  "loyalty_redemption_rules")
+    assert not output.errors
+    assert ids(output, "reviews", "reviewId") == ["a1"]
+    assert [m.record.stream for m in output.records] == ["reviews"]
+    warnings = [line for line in logs(output, "WARN") if "Okendo Loyalty" in line]
+    assert len(warnings) == 1 and "HTTP 403" in warnings[0]
+    assert not [r for r in requests_mock.request_history if r.path.endswith("/loyalty/customers")]
+
+
+def test_loyalty_rules_are_the_rules_of_each_answer(requests_mock: Any) -> None:
+    requests_mock.get(f"{LOYALTY}/earning_rules", json={"rules": [
+        {"type": "fixed-amount", "amount": 100}, {"type": "submit-review", "amountForReview": 50}]})
+    requests_mock.get(f"{LOYALTY}/redemption_rules", json={"rules": [
+        {"redemptionRuleId": "rr-1", "type": "free-shipping", "reward": {"points": 500}}]})
+    output = read(config(), "loyalty_earning_rules", "loyalty_redemption_rules")
+    assert ids(output, "loyalty_earning_rules", "type") == ["fixed-amount", "submit-review"]
+    assert ids(output, "loyalty_redemption_rules", "redemptionRuleId") == ["rr-1"]
+
+
+def test_rule_without_its_key_fails_the_sync_naming_it(requests_mock: Any) -> None:
+    requests_mock.get(f"{LOYALTY}/earning_rules", json={"rules": [{"amount": 100}]})
+    output = read(config(), "loyalty_earning_rules")
+    assert "without its primary key 'type'" in output.get_formatted_error_message()
+
+
+def test_without_customer_emails_per_customer_streams_are_empty_said_once(
+        requests_mock: Any) -> None:
+    serve_reviews(requests_mock, {"approved": [["a1"]]})
+    requests_mock.get(f"{LOYALTY}/earning_rules", json={"rules": [{"type": "points-per"}]})
+    without = {k: v for k, v in config().items() if k != "customer_emails"}
+    output = read(without, "customers", "customer_profiles", "customer_activities",
+                  "loyalty_customers", "reviews", "loyalty_earning_rules")
+    assert not output.errors
+    assert sorted(m.record.stream for m in output.records) == ["loyalty_earning_rules", "reviews"]
+    assert len([line for line in logs(output) if "no customer_emails configured" in line]) == 1
+    assert config_problem("okendo", without) is None

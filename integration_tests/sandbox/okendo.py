@@ -499,6 +499,36 @@ def _raw_param(raw_query: str, name: str) -> str | None:
     return None
 
 
+# Each stream's primary key (connector-contract.md).
+KEYS: dict[str, tuple[str, ...]] = {
+    "customers": ("customerId",),
+    "customer_profiles": ("customerId", "namespace"),
+    "customer_activities": ("activityId",),
+    "reviews": ("reviewId",),
+    "loyalty_customers": ("loyaltyCustomerId",),
+    "loyalty_earning_rules": ("type",),
+    "loyalty_redemption_rules": ("redemptionRuleId",),
+}
+
+
+def expected_keys(api: Api, emails: list[str],
+                  statuses: tuple[str, ...] = REVIEW_STATUSES) -> dict[str, list[Any]]:
+    """Each stream's primary keys that a complete read of `emails` holds."""
+    ids = api.ids_for(emails)
+    distinct = dict.fromkeys(e.casefold() for e in emails)
+    loyal = [api.loyalty_customers[e] for e in distinct if e in api.loyalty_customers]
+    return {
+        "customers": ids,
+        "customer_profiles": [(c, p["namespace"]) for c in ids for p in api.profiles[c]],
+        "customer_activities": [a["activityId"] for c in ids for a in api.activities[c]],
+        "reviews": [r for s in statuses for r in api.reviews_of(s)],
+        "loyalty_customers": [c["loyaltyCustomerId"] for c in loyal] if api.loyalty else [],
+        "loyalty_earning_rules": [r["type"] for r in api.earning_rules] if api.loyalty else [],
+        "loyalty_redemption_rules": [r["redemptionRuleId"] for r in api.redemption_rules]
+        if api.loyalty else [],
+    }
+
+
 SECRETS = (API_KEY,)
 
 # The standard and platform-runner tests: the default store is small already, and every
