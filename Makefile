@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 SOURCES := pyproject.toml $(shell find source_customers manifests -type f -not -path '*/__pycache__/*')
 
-.PHONY: install test unit integration lint demo bench fuzz clean
+.PHONY: install test unit integration lint demo bench fuzz clean sandbox sandbox-start sandbox-stop examples
 
 # A regular (not editable) install: the tests run the package as a wheel would ship it.
 $(INSTALLED): $(SOURCES)
@@ -16,6 +17,12 @@ $(INSTALLED): $(SOURCES)
 	touch $@
 
 install: $(INSTALLED)
+
+# The bench's extra (dlt, the peer it measures the connector against): only `make bench`
+# installs it, on its own stamp.
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet ".[bench]"
+	touch $@
 
 # The demo's extra (PyAirbyte, DuckDB) is heavy: only `make demo` installs it, on its own stamp.
 $(DEMO_INSTALLED): $(INSTALLED)
@@ -38,7 +45,7 @@ lint: install
 demo: $(DEMO_INSTALLED)
 	$(BIN)/python -m scripts.demo
 
-bench: install
+bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench
 
 # The property-based suite's long budget (integration_tests/test_any_answer.py): random
@@ -47,5 +54,22 @@ bench: install
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest integration_tests/test_any_answer.py -p no:cacheprovider
 
+# Every vendor's sandbox API on 127.0.0.1, with .sandbox/<vendor>/config.json and catalog.json
+# to read it (README, "Running it"): `sandbox` serves until Ctrl-C, `sandbox-start` in the
+# background until `sandbox-stop`.
+sandbox: install
+	@$(BIN)/python -m scripts.sandbox
+
+sandbox-start: install
+	@$(BIN)/python -m scripts.sandbox --detach
+
+sandbox-stop:
+	@$(BIN)/python -m scripts.sandbox --stop
+
+# Regenerates integration_tests/examples/<vendor>/configured_catalog.json and
+# sample_state.json from the sandbox (integration_tests/test_examples.py says when).
+examples: install
+	$(BIN)/python -m scripts.examples
+
 clean:
-	rm -rf $(VENV) build *.egg-info .demo demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .demo demo .sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,12 @@ config["vendor"] selects the vendor.
       read the catalog's streams as records, from the saved state if given
 
 Each command also takes --debug (detailed logs) and -h/--help (its own options).
+
+Example files, per vendor, in the source repository's integration_tests/examples/<vendor>/:
+sample_config.json (fill in the <...> placeholders), configured_catalog.json (every stream
+in its best sync mode), sample_state.json and invalid_config.json. `make sandbox-start`
+serves every vendor's sandbox API on 127.0.0.1 and writes .sandbox/<vendor>/config.json
+and catalog.json to read it; README.md, "Running it", walks through them.
 """
 COMMANDS = ("spec", "check", "discover", "read")
 

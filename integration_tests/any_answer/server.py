@@ -254,6 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
             served.effect = "skip"
             served.skipped = world.skipped_by_404(request)
             served.note = "a documented skip"
+        elif code == 403 and _product_endpoint(world, request):
+            served.effect = "skip"
+            served.skipped = world.skipped_by_403(request)
+            served.note = "a store without the product (documented)"
         elif code in retryable:
             if retry_after_too_long(behaviour.retry_after):
                 served.effect = "fatal"
@@ -405,8 +409,19 @@ def _documented_skip(world: World, request: Request) -> bool:
     if world.vendor == "malomo":
         return stream == "customer_events"
     if world.vendor == "okendo":
-        return stream is not None or request.path.endswith("/customer_lookup")
+        return stream in OKENDO_PER_CUSTOMER or request.path.endswith("/customer_lookup")
     return False
+
+
+OKENDO_PER_CUSTOMER = ("customers", "customer_profiles", "customer_activities",
+                       "loyalty_customers")
+
+
+def _product_endpoint(world: World, request: Request) -> bool:
+    """Okendo's reviews and loyalty endpoints answer 403 for a store without the product."""
+    stream, _ = world.stream_of(request)
+    return world.vendor == "okendo" and stream is not None and (
+        stream == "reviews" or stream.startswith("loyalty_"))
 
 
 def dumps(value: Any) -> str:

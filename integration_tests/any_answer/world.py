@@ -111,7 +111,11 @@ class World:
                        (r"/customers/([^/]+)/events", "customer_events")),
             "okendo": ((r"/customers/([^/]+)", "customers"),
                        (r"/customers/([^/]+)/profiles", "customer_profiles"),
-                       (r"/customers/([^/]+)/activities", "customer_activities")),
+                       (r"/customers/([^/]+)/activities", "customer_activities"),
+                       (r"/reviews", "reviews"),
+                       (r"/loyalty/customers", "loyalty_customers"),
+                       (r"/loyalty/earning_rules", "loyalty_earning_rules"),
+                       (r"/loyalty/redemption_rules", "loyalty_redemption_rules")),
             "capillary": ((r"/v2/customers/lookup/customerDetails", "customers"),),
         }[self.vendor]
         for pattern, stream in patterns:
@@ -181,6 +185,8 @@ class World:
             return {"customers": [cid],
                     "customer_profiles": [(cid, p["namespace"]) for p in api.profiles[cid]],
                     "customer_activities": [a["activityId"] for a in api.activities[cid]]}
+        if self.vendor == "okendo" and stream == "loyalty_customers":
+            return {stream: self._loyalty_ids(request)}
         if self.vendor == "okendo" and stream and cid:
             everything = {"customers": [cid],
                           "customer_profiles": [(cid, p["namespace"]) for p in api.profiles.get(
@@ -193,6 +199,26 @@ class World:
         if self.vendor == "malomo" and stream == "customer_events" and cid:
             return {stream: [e["id"] for e in api.events.get(cid, [])]}
         return {}
+
+    def skipped_by_403(self, request: Request) -> Keys:
+        """What an injected 403 on a product's endpoint may leave out: Okendo documents it
+        as "the store has no such product", which the connector takes for no records."""
+        stream, _ = self.stream_of(request)
+        api: Any = self.api
+        if stream == "reviews":
+            return {stream: api.reviews_of(request.query.get("status", "approved"))}
+        if stream == "loyalty_customers":
+            return {stream: self._loyalty_ids(request)}
+        if stream == "loyalty_redemption_rules":
+            return {stream: [r["redemptionRuleId"] for r in api.redemption_rules]}
+        # The earning rules are also the loyalty customers' probe: no address is asked then.
+        return {"loyalty_earning_rules": [r["type"] for r in api.earning_rules],
+                "loyalty_customers": list(self.expected.get("loyalty_customers", []))}
+
+    def _loyalty_ids(self, request: Request) -> list[Any]:
+        found = self.api.loyalty_customers.get(  # type: ignore[attr-defined]
+            str(request.query.get("email", "")).casefold())
+        return [found["loyaltyCustomerId"]] if found else []
 
     # --- secrets ---------------------------------------------------------------------------
     def secrets(self) -> list[str]:
@@ -254,7 +280,7 @@ def new_world(vendor: str, scenario: Scenario) -> World:
     elif vendor == "malomo":
         api = malomo.Api(customers=8, page_size=3, event_page_size=2)
     elif vendor == "okendo":
-        api = okendo.Api(customers=3, page_cap=3)
+        api = okendo.Api(customers=3, page_cap=3, reviews=8)
     else:
         api = capillary.Api(customers=4)
     return World(vendor, scenario, api)
