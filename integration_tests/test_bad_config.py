@@ -83,7 +83,9 @@ def invalid_values() -> Iterator[tuple[str, dict[str, Any], str]]:
            "'credentials.auth_type' must be one of: access_token, client_credentials")
     yield ("okendo", {**ok("okendo"), "customer_emails": ["zoe@example.com", "zoë at example"]},
            "'customer_emails[1]' must be an e-mail address (got 'zo***')")
-    yield "okendo", {**ok("okendo"), "customer_emails": []}, "'customer_emails' must hold at"
+    yield "okendo", {**ok("okendo"), "review_statuses": []}, "'review_statuses' must hold at"
+    yield ("okendo", {**ok("okendo"), "review_statuses": ["approved", "spam"]},
+           "'review_statuses[1]' must be one of: approved, pending, rejected")
     yield ("malomo", {**ok("malomo"), "api_key": malomo.PUBLISHABLE_KEY},
            "'api_key' must be a secret key")
     yield ("capillary", {**ok("capillary"), "identifiers": ["919845012345", " 919845012346"]},

@@ -24,7 +24,8 @@ from source_customers.vendors import VENDORS
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens: a read that gets this far fails loudly
 RESET = "Reset the connection's state"
 STREAMS = {"loke": "customers, customer_memberships", "malomo": "customers, customer_events",
-           "okendo": "customers, customer_profiles, customer_activities",
+           "okendo": "customers, customer_profiles, customer_activities, reviews, "
+                     "loyalty_customers, loyalty_earning_rules, loyalty_redemption_rules",
            "capillary": "customers"}
 # Every incremental stream, by vendor, and its cursor field.
 INCREMENTAL = [("loke", "customers", "updatedAt"), ("malomo", "customers", "updated_at"),

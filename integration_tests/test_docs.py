@@ -32,6 +32,9 @@ from typing import Any
 
 import pytest
 import yaml
+from airbyte_cdk.sources.declarative.interpolation.interpolated_string import (
+    InterpolatedString,
+)
 from airbyte_cdk.sources.declarative.requesters.error_handlers.backoff_strategies.exponential_backoff_strategy import (  # noqa: E501
     ExponentialBackoffStrategy,
 )
@@ -280,8 +283,10 @@ def _error_handlers(node: Any) -> Iterator[dict[str, Any]]:
             yield from _error_handlers(item)
 
 
-def retry_policy(vendor: str) -> tuple[int, list[int], int]:
-    """(most tries, the waits between them without Retry-After, seconds until the last)."""
+def retry_policy(vendor: str, config: dict[str, Any] | None = None
+                 ) -> tuple[int, list[int], int]:
+    """(most tries, the waits between them without Retry-After, seconds until the last), for
+    a sync, or for the command whose config is `config` (a check's overrides)."""
     manifest = yaml.safe_load((ROOT / "manifests" / f"{vendor}.yaml").read_text())
     handlers = list(_error_handlers(manifest))
     assert len(handlers) == 1, f"{vendor}: one error handler expected, {len(handlers)} found"
@@ -290,7 +295,8 @@ def retry_policy(vendor: str) -> tuple[int, list[int], int]:
                       if s["type"] == "ExponentialBackoffStrategy"]
     strategy = ExponentialBackoffStrategy(parameters={}, config={},
                                           factor=exponential.get("factor", 5))
-    tries = int(handler.get("max_retries", 5)) + 1
+    retries = InterpolatedString.create(str(handler.get("max_retries", 5)), parameters={})
+    tries = int(retries.eval(config or {})) + 1
     max_time = int(handler.get("max_time", DefaultErrorHandler.max_time))
     # The CDK waits the strategy's time plus a second, and gives up after `tries` attempts
     # or once `max_time` has passed since the first (a wait already begun is finished).
@@ -318,6 +324,7 @@ def backoff_statement() -> str:
     assert policies["malomo"] == loke, "LOKE and Malomo are stated together"
     assert capillary[0] == loke[0], "one number of tries is stated for all but Okendo"
     assert okendo[1][:len(loke[1])] == loke[1], "Okendo's waits are stated as LOKE's, continued"
+    okendo_check = retry_policy("okendo", {"connection_check": True})
     minutes = int(DefaultErrorHandler.max_time) // 60
     okendo_more = okendo[1][len(loke[1]):]
     return (
@@ -327,7 +334,8 @@ def backoff_statement() -> str:
         f"Okendo's go on with {_listed(okendo_more)} s, so it tries {len(okendo[1]) + 1} times), "
         f"then the sync fails with the last error: an API that is down fails a sync after "
         f"about {round(loke[2] / 60)} minutes (Capillary {round(capillary[2] / 60)}, Okendo "
-        f"{round(okendo[2] / 60)}), not at once."
+        f"{round(okendo[2] / 60)}), not at once. Okendo's `check` tries {okendo_check[0]} "
+        f"times, about {okendo_check[2]} s, since someone is waiting on it."
     )
 
 

@@ -37,9 +37,11 @@ def records_in(body: Any) -> list[dict[str, Any]]:
         return []
     if "id" in body or "givenName" in body:  # a Capillary or an Okendo customer
         return [body]
-    for key in ("profiles", "activities"):  # Okendo's lists
+    for key in ("profiles", "activities", "reviews", "rules"):  # Okendo's lists
         if isinstance(body.get(key), list):
             return [item for item in body[key] if isinstance(item, dict)]
+    if isinstance(body.get("loyaltyCustomer"), dict):
+        return [body["loyaltyCustomer"]]
     return []
 
 

@@ -362,6 +362,14 @@ def test_check_reads_one_review_and_needs_no_address(requests_mock: Any,
     assert request.qs == {"limit": ["1"], "orderby": ["date asc"], "status": ["approved"]}
 
 
+def test_check_gives_up_after_two_retries_where_a_sync_would_try_ten(
+        requests_mock: Any, tmp_path: Any) -> None:
+    requests_mock.get(REVIEWS, status_code=503, json={"error": {"description": "down"}})
+    output = check(config(), tmp_path)
+    assert output.connection_status_messages[0].connectionStatus.status == Status.FAILED
+    assert len(requests_mock.request_history) == 3
+
+
 def test_check_of_an_account_without_reviews_passes_with_a_warning(requests_mock: Any,
                                                                    tmp_path: Any) -> None:
     requests_mock.get(REVIEWS, status_code=403, json=FORBIDDEN)
