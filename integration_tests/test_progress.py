@@ -157,16 +157,18 @@ def test_a_failed_sync_names_its_cause_once(serve: Callable[[VendorApi], Server]
     errors = [m["trace"]["error"] for m in output.of_type("TRACE")
               if m["trace"]["type"] == "ERROR"]
     causes = [e for e in errors if "another host" in e["message"]]
-    # Once per failed stream, however many of its partitions failed.
-    named = [e["stream_descriptor"]["name"] for e in causes]
-    assert sorted(named) == sorted(set(named)) and "customers" in named
-    # The closing error lists the streams without repeating the cause; it is last, with a
-    # failure type, as Airbyte needs.
+    # Once per sync, however many partitions, and streams (a child whose parent failed with
+    # it), failed the same way; with no Python traceback in any log line.
+    assert len(causes) == 1 and causes[0]["stream_descriptor"]["name"] in streams
+    assert not [line for line in output.logs() if "Traceback" in line]
+    # The closing error lists every stream that failed without repeating the cause; it is
+    # last, with a failure type, as Airbyte needs.
     closing = errors[-1]
     assert closing not in causes
     assert closing["failure_type"]
-    assert "did not sync successfully: " + ", ".join(named) in closing["message"]
-    assert "failed" in {m["outcome"] for m in summaries(output).values()}
+    listed = closing["message"].partition("did not sync successfully: ")[2].partition(".")[0]
+    assert "customers" in listed.split(", ")
+    assert {m["outcome"] for m in summaries(output).values()} == {"failed"}
 
 
 def test_progress_is_told_the_same_under_the_platforms_runner(

@@ -36,6 +36,7 @@ from airbyte_cdk.models import (
     EstimateType,
     FailureType,
     Level,
+    StreamDescriptor,
     TraceType,
     Type,
 )
@@ -1643,16 +1644,25 @@ def _install_progress() -> None:
                                                      failed))
 
     def on_exception(self: ConcurrentReadProcessor, exception: Any) -> Iterator[AirbyteMessage]:
-        # Every partition of a stream can fail with the same error (a child stream whose
-        # parent failed): reported once per stream, counted each time.
+        # Every partition of a stream can fail with the same error, and so can a child
+        # stream whose parent failed: reported once per sync, counted each time (the
+        # closing error names every stream that failed).
         error = exception.exception
-        key = (exception.stream_name, str(getattr(error, "message", None) or error))
-        seen: set[tuple[str, str]] = self.__dict__.setdefault("_source_customers_errors", set())
-        if key in seen:
+        message = str(getattr(error, "message", None) or error)
+        seen: set[str] = self.__dict__.setdefault("_source_customers_errors", set())
+        if message in seen:
             self._flag_exception(exception.stream_name, error)
             return
-        seen.add(key)
-        yield from cdk_on_exception(self, exception)
+        seen.add(message)
+        if not isinstance(error, AirbyteTracedException):
+            yield from cdk_on_exception(self, exception)
+            return
+        # An error the connector raised on purpose says all there is in its ERROR trace:
+        # the CDK's log line would repeat it with a Python traceback. Anything else (a bug)
+        # keeps the CDK's traceback.
+        self._flag_exception(exception.stream_name, error)
+        yield error.as_airbyte_message(
+            stream_descriptor=StreamDescriptor(name=exception.stream_name))
 
     def acquire(budget: APIBudget, *args: Any, **kwargs: Any) -> None:
         started = time.monotonic()

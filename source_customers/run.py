@@ -26,6 +26,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_customers import components, inputs, speedups
 from source_customers.vendors import VENDORS, combined_spec, config_problem, load_manifest
@@ -142,5 +143,11 @@ def main(args: Sequence[str]) -> int:
     source = build_source(args)
     if isinstance(source, str):
         return _fail(parsed.command, source)
-    launch(source, list(args))
+    try:
+        launch(source, list(args))
+    except AirbyteTracedException as error:
+        # A failed sync's closing error: the CDK's uncaught-exception hook would log it once
+        # more, with a Python traceback, before the same ERROR trace.
+        error.emit_message()
+        return 1
     return 0
