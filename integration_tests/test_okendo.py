@@ -249,6 +249,9 @@ def test_sync_paces_itself_within_the_documented_rate_limit(
     url = serve(api).url
     addresses = emails(api)
     output = read_all(url, customer_emails=addresses, requests_per_second=2)
+    # Every stream's requests (lookups, customers, reviews, loyalty) drew from one budget.
+    assert {r.path.split("/")[2] for r in api.requests} == {
+        "customer_lookup", "customers", "reviews", "loyalty"}
     assert api.throttled == 0
     assert_exactly(output, expected(api, addresses))
 
