@@ -335,26 +335,18 @@ def test_loyalty_streams_hold_each_address_standing_and_the_rules_exactly(
                 if "not an Okendo Loyalty customer (HTTP 404)" in line]) == skipped
 
 
-def test_store_without_loyalty_syncs_everything_else_with_one_warning(
-        serve: Callable[[okendo.Api], Server]) -> None:
-    api = okendo.Api(customers=6, loyalty=False)
+@pytest.mark.parametrize(("store", "product"), [({"loyalty": False}, "Okendo Loyalty"),
+                                              ({"reviews_product": False}, "Okendo Reviews")])
+def test_store_without_a_product_syncs_everything_else_with_one_warning(
+        serve: Callable[[okendo.Api], Server], store: dict[str, bool], product: str) -> None:
+    api = okendo.Api(customers=6, **store)
     addresses = emails(api)
     output = read_all(serve(api).url, customer_emails=addresses)
     assert output.returncode == 0 and not output.errors
     wanted = expected(api, addresses)
-    assert_exactly(output, {**wanted, "loyalty_customers": [], "loyalty_earning_rules": [],
-                            "loyalty_redemption_rules": []})
-    warnings = [line for line in output.logs("WARN") if "no access to Okendo Loyalty" in line]
-    assert len(warnings) == 1
+    assert [s for s in STREAMS if not wanted[s]] == (
+        ["reviews"] if product == "Okendo Reviews" else list(STREAMS[4:]))
+    assert_exactly(output, wanted)
+    assert len([line for line in output.logs("WARN") if f"no access to {product}" in line]) == 1
     # One refused request tells the store has no loyalty; no address is asked for.
-    assert not [r for r in api.requests if r.path.endswith("/loyalty/customers")]
-
-
-def test_account_without_reviews_syncs_everything_else_with_one_warning(
-        serve: Callable[[okendo.Api], Server]) -> None:
-    api = okendo.Api(customers=4, reviews_product=False)
-    addresses = emails(api)
-    output = read_all(serve(api).url, customer_emails=addresses)
-    assert output.returncode == 0 and not output.errors
-    assert_exactly(output, {**expected(api, addresses), "reviews": []})
-    assert len([line for line in output.logs("WARN") if "Okendo Reviews" in line]) == 1
+    assert bool(api.loyalty) == any(r.path.endswith("/loyalty/customers") for r in api.requests)
