@@ -70,8 +70,14 @@ def test_okendo_tells_progress_an_estimate_per_address_and_one_summary_per_strea
     api.latency = 0.03  # a read of a few seconds: several intervals
     config = okendo.config(serve(api).url)
     streams = ("customers", "customer_profiles", "customer_activities")
-    output = read(config, *streams)
+    output = read(config, *streams, "reviews", "loyalty_customers")
     assert output.returncode == 0, output.errors
+    # Statuses say nothing of how many reviews each holds: no estimate. Loyalty customers:
+    # one partition per distinct address, once the store is known to have Loyalty.
+    assert estimates(output, "reviews") == []
+    assert estimates(output, "loyalty_customers")[0] == len(
+        {a.casefold() for a in config["customer_emails"]})
+    assert summaries(output)["loyalty_customers"]["outcome"] == "done"
 
     distinct = len({a.casefold() for a in config["customer_emails"]})
     found = summaries(output)

@@ -1543,10 +1543,14 @@ def _progress_expect(partitions: int) -> None:
 
 
 def _routed(stream: Any) -> bool:
-    """Whether the stream's partitions come from a partition router (a parent stream, a
-    list, Okendo's addresses), with or without a per-partition cursor around it."""
+    """Whether the stream's partitions come from a partition router that counts something
+    (a parent stream's records, Okendo's addresses), with or without a per-partition cursor
+    around it."""
     slicer = getattr(getattr(stream, "_stream_partition_generator", None), "_stream_slicer", None)
-    return isinstance(getattr(slicer, "_partition_router", slicer), PartitionRouter)
+    router = getattr(slicer, "_partition_router", slicer)
+    # A plain list of values (Okendo's review statuses, each a paged list) tells nothing of
+    # how many records there are.
+    return isinstance(router, PartitionRouter) and type(router) is not ListPartitionRouter
 
 
 def failed_streams_message(stream_failures: Mapping[str, list[Exception]]) -> str:
