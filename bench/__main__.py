@@ -1,18 +1,22 @@
-"""`python -m bench`: each case's sandbox, read by the connector and then by the plain baseline.
+"""`python -m bench`: each case's sandbox, read by the connector, the plain baseline and dlt.
 
-Both tools run as subprocesses, one after the other, against the same sandbox (served by this
-process, on threads). For each: wall time, records per second and peak RSS; every record set
-is checked against the sandbox's own keys, so a fast wrong answer fails loudly. The table and
-the targets are printed; each run is appended to a JSON-lines file for comparing changes.
+The tools run as subprocesses, one after the other, against the same sandbox (served by this
+process, on threads): the connector, the plain baseline, and for the LOKE paged and child
+cases dlt's rest_api source (when the `bench` extra is installed). For each: wall time,
+records per second and peak RSS; every record set is checked against the sandbox's own keys,
+so a fast wrong answer fails loudly. The start-up case times `spec` and `check` against
+Python's own start-up instead. The table and the targets are printed; each run is appended
+to a JSON-lines file for comparing changes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import subprocess
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -31,6 +35,8 @@ from integration_tests.sandbox import start
 from source_customers.vendors import load_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
+# dlt, the peer, comes with the `bench` extra (`make bench` installs it).
+DLT_INSTALLED = importlib.util.find_spec("dlt") is not None
 OUT = ROOT / "bench" / "out"  # configs and both tools' output, per case (not committed)
 SPAWN = ROOT / "bench" / "spawn.py"
 
@@ -38,7 +44,7 @@ SPAWN = ROOT / "bench" / "spawn.py"
 @dataclass
 class Run:
     case: str
-    tool: str  # "connector" or "baseline"
+    tool: str  # "connector", "baseline" or "dlt"; for the start-up case "python", "spec", "check"
     latency_ms: float
     wall_s: float  # the median of its rounds
     records: int
@@ -46,6 +52,7 @@ class Run:
     workers: int | None = None  # the connector's configured workers
     load: float = 0.0  # the machine's 1-minute load average when the case began: others' work
     rounds_s: tuple[float, ...] = ()  # every round's wall time, in the order run
+    multiple: float | None = None  # start-up case: wall time over python's, round by round
 
     @property
     def records_per_s(self) -> float:
@@ -126,8 +133,9 @@ def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[R
     try:
         config = setup.config(server.url)
         (folder / "config.json").write_text(json.dumps(config))
-        catalog = catalog_for(run("discover", config), *case.streams)
-        (folder / "catalog.json").write_text(json.dumps(catalog))
+        if case.streams:
+            catalog = catalog_for(run("discover", config), *case.streams)
+            (folder / "catalog.json").write_text(json.dumps(catalog))
         if setup.warm_up:
             setup.warm_up(server.url)
         n_workers = workers(case.vendor, config)
@@ -139,12 +147,25 @@ def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[R
               + (f", requests_per_second {budget}" if budget else "")
               + f"; load average {load:.1f}", flush=True)
         setup.api.latency = latency_ms / 1000
-        tools = (
+        if case.kind == "startup":
+            return startup_runs(case, folder, rounds, load)
+        tools = [
             ("connector", [EXECUTABLE, "read", "--config", "config.json",
                            "--catalog", "catalog.json"], folder),
             ("baseline", [sys.executable, "-m", "bench.baseline", str(folder / "config.json"),
                           *case.streams], ROOT),
-        )
+        ]
+        if case.on_request:
+            tools = tools[:1]
+        if "dlt" in case.peers:
+            if DLT_INSTALLED:
+                # As many worker threads as the connector's (dlt's `extract.workers`).
+                tools.append(("dlt", [sys.executable, "-m", "bench.dlt_rest_api",
+                                      str(folder / "config.json"), str(n_workers),
+                                      *case.streams], ROOT))
+            else:
+                print("  dlt is not installed (pip install '.[bench]', as `make bench` does): "
+                      "the peer is skipped", flush=True)
         measured: dict[str, list[tuple[float, float]]] = defaultdict(list)
         records: dict[str, int] = {}
         # Rounds alternate the tools, so that a change in the machine's load falls on both.
@@ -168,12 +189,55 @@ def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[R
         server.stop()
 
 
-def speed_ratio(runs: list[Run], case: str) -> float | None:
-    """The connector's records/s over the baseline's, for a case that ran."""
+def speed_ratio(runs: list[Run], case: str, against: str = "baseline") -> float | None:
+    """The connector's records/s over another tool's (the baseline's, or dlt's)."""
     by_tool = {r.tool: r for r in runs if r.case == case}
-    if "connector" not in by_tool or "baseline" not in by_tool:
+    if "connector" not in by_tool or against not in by_tool:
         return None
-    return by_tool["connector"].records_per_s / by_tool["baseline"].records_per_s
+    return by_tool["connector"].records_per_s / by_tool[against].records_per_s
+
+
+# The start-up case: each command's wall time as a multiple of Python importing these.
+PYTHON_IMPORTS = "import requests, yaml"
+
+
+def startup_runs(case: Case, folder: Path, rounds: int, load: float) -> list[Run]:
+    """`spec` and `check` (against the sandbox), each timed in turn with Python's start-up.
+
+    Rounds alternate python, spec, check, python, ...: each command's multiple of python is
+    taken round by round (its wall time over that round's python), and the median kept.
+    """
+    tools = (
+        ("python", [sys.executable, "-c", PYTHON_IMPORTS], "", None),
+        ("spec", [EXECUTABLE, "spec"], "SPEC", None),
+        ("check", [EXECUTABLE, "check", "--config", "config.json"], "CONNECTION_STATUS",
+         "SUCCEEDED"),
+    )
+    measured: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for round_ in range(1, rounds + 1):
+        for tool, args, kind, status in tools:
+            wall, rss, stdout = measure(args, folder, tool, folder)
+            if kind:
+                messages = [orjson.loads(line) for line in stdout.read_bytes().splitlines()
+                            if line.startswith(b"{")]
+                found = [m for m in messages if m.get("type") == kind]
+                if not found or (status and found[0]["connectionStatus"]["status"] != status):
+                    raise CaseFailed(f"`{tool}` printed no {kind} {status or ''}: "
+                                     f"{stdout.read_text(errors='replace')[-500:]}")
+            measured[tool].append((wall, rss))
+        print(f"  round {round_} of {rounds}: " + ", ".join(
+            f"{tool} {measured[tool][-1][0]:.2f} s" for tool, _, _, _ in tools), flush=True)
+    runs = []
+    python_walls = [wall for wall, _ in measured["python"]]
+    for tool, _, _, _ in tools:
+        walls = tuple(wall for wall, _ in measured[tool])
+        run_ = Run(case.name, tool, 0, statistics.median(walls), 0,
+                   max(rss for _, rss in measured[tool]), None, load, walls)
+        if tool != "python":
+            pairs = zip(walls, python_walls, strict=True)
+            run_.multiple = statistics.median(wall / python for wall, python in pairs)
+        runs.append(run_)
+    return runs
 
 
 def rss_ratio(runs: list[Run], case: str) -> float | None:
@@ -185,17 +249,31 @@ def rss_ratio(runs: list[Run], case: str) -> float | None:
 
 def table(runs: list[Run]) -> str:
     header = (f"{'case':<22}{'tool':<11}{'workers':>8}{'latency':>9}{'rounds':>7}{'wall s':>9}"
-              f"{'records':>10}{'rec/s':>9}{'RSS MiB':>9}{'speed x':>9}{'RSS x':>7}")
+              f"{'records':>10}{'rec/s':>9}{'RSS MiB':>9}{'speed x':>9}{'RSS x':>7}"
+              f"{'vs dlt':>8}")
     lines = [header, "-" * len(header)]
     for r in runs:
+        if r.multiple is not None or r.tool == "python":
+            continue  # the start-up case has a table of its own
         connector = r.tool == "connector"
         speed, rss = speed_ratio(runs, r.case), rss_ratio(runs, r.case)
+        dlt = speed_ratio(runs, r.case, "dlt")
         lines.append(
             f"{r.case if connector else '':<22}{r.tool:<11}"
             f"{r.workers if r.workers is not None else '':>8}{f'{r.latency_ms:g} ms':>9}"
-            f"{len(r.rounds_s):>7}{r.wall_s:>9.2f}{r.records:>10,}{r.records_per_s:>9,.0f}{r.peak_rss_mib:>9.0f}"
+            f"{len(r.rounds_s):>7}{r.wall_s:>9.2f}{r.records:>10,}{r.records_per_s:>9,.0f}"
+            f"{r.peak_rss_mib:>9.0f}"
             f"{f'{speed:.2f}' if connector and speed else '':>9}"
-            f"{f'{rss:.2f}' if connector and rss else '':>7}")
+            f"{f'{rss:.2f}' if connector and rss else '':>7}"
+            f"{f'{dlt:.2f}' if connector and dlt else '':>8}")
+    started = [r for r in runs if r.multiple is not None or r.tool == "python"]
+    if started:
+        lines += ["", f"{'start-up':<22}{'command':<11}{'rounds':>7}{'wall s':>9}{'RSS MiB':>9}"
+                  f"{'x python':>10}"]
+        for r in started:
+            lines.append(f"{'':<22}{r.tool:<11}{len(r.rounds_s):>7}{r.wall_s:>9.3f}"
+                         f"{r.peak_rss_mib:>9.0f}"
+                         f"{f'{r.multiple:.2f}' if r.multiple is not None else '':>10}")
     return "\n".join(lines)
 
 
@@ -209,17 +287,50 @@ def targets(runs: list[Run], scale: float) -> list[str]:
         return next((r.latency_ms for r in runs if r.case == case), None)
 
     lines = []
+    paged = latency("loke-customers-100k") == 0
     speed = speed_ratio(runs, "loke-customers-100k")
     lines.append(verdict(
-        None if speed is None or latency("loke-customers-100k") != 0 else speed >= 0.5,
-        "paged stream, no latency (loke-customers-100k): connector rec/s >= 0.5 x baseline's",
+        None if speed is None or not paged else speed >= 0.8,
+        "paged stream, no latency (loke-customers-100k): connector rec/s >= 0.8 x baseline's",
         f"{speed:.2f} x" if speed else "not run without latency"))
+    speed = speed_ratio(runs, "loke-customers-100k", "dlt")
+    lines.append(verdict(
+        None if speed is None or not paged else speed >= 1,
+        "paged stream, no latency (loke-customers-100k): connector rec/s >= dlt rest_api's",
+        f"{speed:.2f} x" if speed else "not run without latency, or dlt not installed"))
     speed = speed_ratio(runs, "loke-memberships-5k")
     at = latency("loke-memberships-5k")
     lines.append(verdict(
         None if speed is None or at != 20 else speed >= 5,
         "child stream, 20 ms latency (loke-memberships-5k): connector >= 5 x baseline's rec/s",
         f"{speed:.2f} x at {at:g} ms" if speed and at is not None else "not run"))
+    speed = speed_ratio(runs, "loke-memberships-5k", "dlt")
+    lines.append(verdict(
+        None if speed is None or at != 20 else speed >= 1,
+        "child stream, 20 ms latency (loke-memberships-5k): connector rec/s >= dlt rest_api's, "
+        "equal workers",
+        f"{speed:.2f} x at {at:g} ms" if speed and at is not None
+        else "not run, or dlt not installed"))
+    multiples = {r.tool: r.multiple for r in runs if r.case == "startup"}
+    for command, most in (("spec", 4), ("check", 7)):
+        found = multiples.get(command)
+        lines.append(verdict(
+            None if found is None else found <= most,
+            f"start-up: `source-customers {command}` wall time <= {most} x "
+            f"`python -c \"{PYTHON_IMPORTS}\"`",
+            f"{found:.2f} x" if found is not None else "not run"))
+    peaks = {r.case: r.peak_rss_mib for r in runs if r.tool == "connector"}
+    growth = (peaks["malomo-200k"] / peaks["malomo-20k"]
+              if {"malomo-20k", "malomo-200k"} <= peaks.keys() else None)
+    lines.append(verdict(
+        None if growth is None else growth <= 1.5,
+        "memory (malomo-200k vs -20k): connector peak RSS at 200,000 customers <= 1.5 x at "
+        "20,000", f"{growth:.2f} x" if growth else "needs both cases (malomo-200k on request)"))
+    speed = speed_ratio(runs, "malomo-20k")
+    lines.append(verdict(
+        None if speed is None or latency("malomo-20k") != 0 else speed >= 0.8,
+        "Malomo, no latency (malomo-20k): connector rec/s >= 0.8 x baseline's",
+        f"{speed:.2f} x" if speed else "not run without latency"))
     rss = {r.case: r.peak_rss_mib for r in runs if r.tool == "connector"}
     growth = (rss["loke-customers-100k"] / rss["loke-customers-10k"]
               if {"loke-customers-10k", "loke-customers-100k"} <= rss.keys() else None)
@@ -246,13 +357,18 @@ def record(path: Path, runs: list[Run], scale: float) -> None:
         for r in runs:
             connector = r.tool == "connector"
             speed, rss = speed_ratio(runs, r.case), rss_ratio(runs, r.case)
+            dlt = speed_ratio(runs, r.case, "dlt")
+            if r.multiple is not None:  # start-up: the command's multiple of python's
+                speed = r.multiple
             out.write(json.dumps({
                 "timestamp": stamp, "commit": commit, "dirty": dirty, "case": r.case,
                 "scale": scale, "latency_ms": r.latency_ms, "tool": r.tool,
                 "workers": r.workers, "wall_s": round(r.wall_s, 3), "records": r.records,
                 "records_per_s": round(r.records_per_s, 1),
                 "peak_rss_mib": round(r.peak_rss_mib, 1),
-                "ratio": round(speed, 3) if connector and speed else None,
+                "ratio": round(speed, 3) if (connector or r.multiple is not None) and speed
+                else None,
+                "ratio_dlt": round(dlt, 3) if connector and dlt else None,
                 "rss_ratio": round(rss, 3) if connector and rss else None,
                 "load_1m": round(r.load, 2),
                 "rounds_s": [round(wall, 3) for wall in r.rounds_s],
@@ -262,8 +378,10 @@ def record(path: Path, runs: list[Run], scale: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     names = [c.name for c in CASES]
-    parser.add_argument("--cases", default=",".join(names),
-                        help="comma-separated, of: " + ", ".join(names) + " (default: all)")
+    default = [c.name for c in CASES if not c.on_request]
+    parser.add_argument("--cases", default=",".join(default),
+                        help="comma-separated, of: " + ", ".join(names) + " (default: all but "
+                        + ", ".join(c.name for c in CASES if c.on_request) + ")")
     parser.add_argument("--latency", type=float, metavar="MS",
                         help="per-request latency in ms for every case (default: each case's)")
     parser.add_argument("--scale", type=float, default=1.0,

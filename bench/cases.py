@@ -51,6 +51,13 @@ class Case:
     # Runs of each tool: a few seconds' runs on a shared machine vary by a tenth, so those
     # are run three times and their medians compared.
     rounds: int = 1
+    # Other tools read the case too: "dlt" is dlt's rest_api source (bench/dlt_rest_api.py).
+    peers: tuple[str, ...] = ()
+    # "read": the tools read the streams; "startup": `spec` and `check` are timed against
+    # Python importing requests and yaml (no records).
+    kind: str = "read"
+    # Run only when named in --cases (a long case), and then by the connector alone.
+    on_request: bool = False
 
 
 def scaled(count: int, scale: float) -> int:
@@ -81,12 +88,14 @@ def loke_memberships(scale: float) -> Setup:
     return Setup(api, loke.config, {"customer_memberships": keys}, _loke_sorts_once)
 
 
-def malomo_customers_and_events(scale: float) -> Setup:
-    api = malomo.Api(customers=scaled(20000, scale))
-    return Setup(api, malomo.config, {
-        "customers": [c["id"] for c in api.customers],
-        "customer_events": [e["id"] for events in api.events.values() for e in events],
-    })
+def malomo_customers_and_events(count: int) -> Callable[[float], Setup]:
+    def setup(scale: float) -> Setup:
+        api = malomo.Api(customers=scaled(count, scale))
+        return Setup(api, malomo.config, {
+            "customers": [c["id"] for c in api.customers],
+            "customer_events": [e["id"] for events in api.events.values() for e in events],
+        })
+    return setup
 
 
 def okendo_by_email(scale: float) -> Setup:
@@ -113,19 +122,27 @@ def capillary_by_mobile(scale: float) -> Setup:
 
 
 CASES: tuple[Case, ...] = (
+    Case("startup", "loke", (), 0,
+         "start-up: `source-customers spec`, and `check` against LOKE's sandbox, each as a "
+         "multiple of `python -c \"import requests, yaml\"`, run in turn",
+         loke_customers(1_000), rounds=10, kind="startup"),
     Case("loke-customers-10k", "loke", ("customers",), 0,
          "LOKE customers, 10,000 in pages of 1,000: the peak-RSS reference for 100k",
          loke_customers(10_000), rounds=3),
     Case("loke-customers-100k", "loke", ("customers",), 0,
          "LOKE customers, 100,000 in pages of 1,000: a paged stream's throughput",
-         loke_customers(100_000), rounds=3),
+         loke_customers(100_000), rounds=3, peers=("dlt",)),
     Case("loke-memberships-5k", "loke", ("customer_memberships",), 20,
          "LOKE memberships of 5,000 customers, all with memberships: a child stream, "
          "one request (or two) per customer",
-         loke_memberships),
+         loke_memberships, peers=("dlt",)),
     Case("malomo-20k", "malomo", ("customers", "customer_events"), 0,
          "Malomo, 20,000 customers (pages of 100) and their events (one request or two each)",
-         malomo_customers_and_events),
+         malomo_customers_and_events(20_000)),
+    Case("malomo-200k", "malomo", ("customers", "customer_events"), 0,
+         "Malomo, 200,000 customers and their events, the connector alone: its peak RSS "
+         "against malomo-20k's (about 30 minutes; run only when named in --cases)",
+         malomo_customers_and_events(200_000), on_request=True),
     Case("okendo-2k", "okendo", ("customers", "customer_profiles", "customer_activities"), 20,
          "Okendo, 2,000 e-mails (plus 2 unknown, 2 duplicates) looked up; their customers, "
          "profiles and activities; sandbox rate limit off, connector paced by its "

@@ -1,4 +1,8 @@
-"""The vendors' manifests, and the one spec that covers them all."""
+"""The vendors' manifests, and the one spec that covers them all.
+
+Imports neither the CDK nor jsonschema at the top: `source-customers spec` is answered from
+here alone (`spec_message`), without loading the declarative framework it does not use.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from airbyte_cdk.models import ConnectorSpecification
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError, relevance
+
+if TYPE_CHECKING:
+    from airbyte_cdk.models import ConnectorSpecification
+    from jsonschema.exceptions import ValidationError
 
 DOCUMENTATION_URL = "https://github.com/source-customers/source-customers#readme"
 
@@ -41,9 +46,19 @@ def _manifest_text(vendor: str) -> str:
     return (MANIFEST_DIR / f"{vendor}.yaml").read_text(encoding="utf-8")
 
 
+# libyaml's loader where PyYAML has it, as the CDK loads its own schema (`safe_load_yaml`):
+# ten times faster than the pure-Python SafeLoader, and the same result for these files
+# (unit_tests/test_speedups.py). A document libyaml rejects is read again by SafeLoader.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_manifest(vendor: str) -> dict[str, Any]:
     """A fresh copy of the vendor's manifest: the CDK mutates what it is given."""
-    manifest: dict[str, Any] = yaml.safe_load(_manifest_text(vendor))
+    text = _manifest_text(vendor)
+    try:
+        manifest: dict[str, Any] = yaml.load(text, Loader=_FAST_LOADER)  # a safe loader
+    except yaml.YAMLError:
+        manifest = yaml.safe_load(text)
     return manifest
 
 
@@ -53,6 +68,32 @@ def combined_spec() -> ConnectorSpecification:
     Each branch is the vendor manifest's own `connection_specification`, so the manifests
     stay the single source of truth.
     """
+    from airbyte_cdk.models import ConnectorSpecification
+
+    return ConnectorSpecification(documentationUrl=DOCUMENTATION_URL,
+                                  connectionSpecification=combined_connection_specification())
+
+
+def spec_message() -> str:
+    """The SPEC message, as the CDK's serializer writes `combined_spec()` in one.
+
+    Built from plain values, so that `spec` imports no CDK: the CDK's own serialization of
+    the same spec is the reference (unit_tests/test_speedups.py), field order included.
+    """
+    import orjson
+
+    spec = {
+        "connectionSpecification": combined_connection_specification(),
+        "documentationUrl": DOCUMENTATION_URL,
+        # ConnectorSpecification's defaults, which its serializer writes.
+        "supportsNormalization": False,
+        "supportsDBT": False,
+    }
+    return orjson.dumps({"type": "SPEC", "spec": spec}).decode()
+
+
+def combined_connection_specification() -> dict[str, Any]:
+    """The JSON schema of every vendor's config: one `oneOf` branch per vendor."""
     branches = []
     for vendor in VENDORS:
         branch = copy.deepcopy(load_manifest(vendor)["spec"]["connection_specification"])
@@ -60,25 +101,22 @@ def combined_spec() -> ConnectorSpecification:
         branch["properties"]["vendor"] = {"title": "Vendor", "type": "string", "const": vendor}
         branch["required"] = ["vendor", *branch.get("required", [])]
         branches.append(branch)
-    return ConnectorSpecification(
-        documentationUrl=DOCUMENTATION_URL,
-        connectionSpecification={
-            "$schema": "http://json-schema.org/draft-07/schema#",
-            "title": "Customers (" + ", ".join(VENDORS) + ")",
-            "type": "object",
-            "required": ["vendor"],
-            "properties": {
-                "vendor": {
-                    "title": "Vendor",
-                    "description": "Whose API to read; the other fields follow from it.",
-                    "type": "string",
-                    "enum": list(VENDORS),
-                    "order": 0,
-                }
-            },
-            "oneOf": branches,
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Customers (" + ", ".join(VENDORS) + ")",
+        "type": "object",
+        "required": ["vendor"],
+        "properties": {
+            "vendor": {
+                "title": "Vendor",
+                "description": "Whose API to read; the other fields follow from it.",
+                "type": "string",
+                "enum": list(VENDORS),
+                "order": 0,
+            }
         },
-    )
+        "oneOf": branches,
+    }
 
 
 def config_problem(vendor: str, config: Any) -> str | None:
@@ -88,6 +126,9 @@ def config_problem(vendor: str, config: Any) -> str | None:
     the wrong type or form ("123 is not of type 'string'"), and for a choice of
     credentials says only that none fits. The value of a secret field is never quoted.
     """
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import relevance
+
     spec = load_manifest(vendor)["spec"]["connection_specification"]
     errors = list(Draft7Validator(spec).iter_errors(config))
     if not errors:
@@ -144,6 +185,8 @@ def _rule(validator: Any, rule: Any, schema: dict[str, Any]) -> str:
 
 def _branch_error(error: ValidationError) -> ValidationError:
     """Within a choice (oneOf), the error of the branch the config chose by its discriminator."""
+    from jsonschema.exceptions import relevance
+
     while error.validator == "oneOf" and error.context:
         branches: dict[Any, list[ValidationError]] = {}
         for sub in error.context:
