@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from base64 import b64encode
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -109,6 +110,21 @@ def okendo(session: requests.Session, config: Config, streams: set[str], emit: E
                 body = response.json()
                 for item in body[kind]:
                     emit("customer_" + kind, {**item, "customerId": customer_id})
+                url = base + body["nextUrl"] if body.get("nextUrl") else None
+    if "reviews" in streams:
+        # One pass per status, oldest first; past ~2 requests a second Okendo answers 429
+        # with Retry-After, which this loop waits out.
+        for status in config.get("review_statuses") or ("approved", "pending", "rejected"):
+            url = f"{base}/reviews?limit=100&orderBy=date%20asc&status={status}"
+            while url:
+                response = session.get(url)
+                if response.status_code == 429:
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue
+                response.raise_for_status()
+                body = response.json()
+                for review in body["reviews"]:
+                    emit("reviews", review)
                 url = base + body["nextUrl"] if body.get("nextUrl") else None
 
 
