@@ -33,7 +33,7 @@ from airbyte_cdk.test import entrypoint_wrapper
 from airbyte_cdk.test.models.outcome import ExpectedOutcome
 
 from integration_tests.cli import Output, catalog_for
-from source_customers import run  # noqa: F401  registers the components module
+from source_customers import components, run  # noqa: F401  run registers the components module
 from source_customers.components import (
     OkendoCustomerLookup,
     SharedClientCredentialsOAuthenticator,
@@ -132,7 +132,7 @@ def read(config: dict[str, Any], catalog: dict[str, Any] | None = None,
     # CLI): each read here is a sync of its own and starts without them.
     SharedClientCredentialsOAuthenticator._tokens.clear()
     OkendoCustomerLookup._lookups.clear()
-    OkendoCustomerLookup._summaries.clear()
+    components._LOGGED_ONCE.clear()
     before = set(threading.enumerate())
     result = entrypoint_wrapper.read(source, config, configured, states,
                                      expected_outcome=ExpectedOutcome.ALLOW_ANY)

@@ -194,10 +194,6 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
     vendor: str = "The API"
     missing_product: str = ""
 
-    # (product, id(config)): the warnings given, one per product and sync.
-    _warned: ClassVar[set[tuple[str, int]]] = set()
-    _warned_lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
         name = (parameters or {}).get("name")
@@ -254,16 +250,13 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
         return _exception_resolution(answer)
 
     def _warn_missing_product(self, response: requests.Response) -> None:
-        key = (self.missing_product, id(self.config))
-        with self._warned_lock:
-            if key in self._warned:
-                return
-            self._warned.add(key)
-        _LOG.warning(
+        log_once(
+            (self.missing_product, id(self.config)),
             f"{self.vendor} refused {_request(response)} with HTTP 403: this store has no "
             f"access to {self.missing_product}, so the streams that read it are empty "
             f"({_vendor_message(response) or 'no explanation given'}). The rest of the sync "
-            "goes on."
+            "goes on.",
+            logging.WARNING,
         )
 
     def _checked(self, response: requests.Response, body: Any) -> ErrorResolution:
@@ -331,6 +324,19 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
 
 SUCCESS_RESOLUTION = ErrorResolution(response_action=ResponseAction.SUCCESS)
 _LOG = logging.getLogger("airbyte")
+# The keys of the facts logged so far: each once per sync (a sync is a process), however
+# many streams or threads come across it.
+_LOGGED_ONCE: set[tuple[Any, ...]] = set()
+_LOGGED_ONCE_LOCK = threading.Lock()
+
+
+def log_once(key: tuple[Any, ...], message: str, level: int = logging.INFO) -> None:
+    """Logs `message` unless a message was already logged under `key`."""
+    with _LOGGED_ONCE_LOCK:
+        if key in _LOGGED_ONCE:
+            return
+        _LOGGED_ONCE.add(key)
+    _LOG.log(level, message)
 _RETRYING = (ResponseAction.RETRY, ResponseAction.RATE_LIMITED)
 # Statuses that say "try again"; vendors add their own with a RETRY response filter.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -858,7 +864,6 @@ class LastItemCursorPagination(PaginationStrategy):
 
 # --- okendo ---
 
-_OKENDO_LOG = logging.getLogger("airbyte")
 
 
 @dataclass
@@ -913,8 +918,6 @@ class OkendoCustomerLookup(PartitionRouter):
 
     _lookups: ClassVar[dict[tuple[str, str, str], "Future[str | None]"]] = {}
     _lookups_lock: ClassVar[threading.Lock] = threading.Lock()
-    # The closing summaries logged so far: one per sync, not one per stream.
-    _summaries: ClassVar[set[tuple[Any, ...]]] = set()
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         addresses = [str(a) for a in self.config.get(self.emails_field) or []]
@@ -926,7 +929,7 @@ class OkendoCustomerLookup(PartitionRouter):
         for address in addresses:
             distinct.setdefault(address.casefold(), address)
         if not distinct:
-            self._log_once(
+            log_once(
                 ("no addresses", id(self.config)),
                 f"Okendo: no {self.emails_field} configured, so the per-customer streams "
                 "(customers, their profiles, activities and loyalty standing) are empty; the "
@@ -948,7 +951,7 @@ class OkendoCustomerLookup(PartitionRouter):
             if customer_id is None:
                 unknown += 1
             elif customer_id in seen_customers:
-                _OKENDO_LOG.info(
+                _LOG.info(
                     f"Okendo: {okendo_mask_email(address)} belongs to a customer already "
                     "read through another address; read it once."
                 )
@@ -959,19 +962,13 @@ class OkendoCustomerLookup(PartitionRouter):
                     cursor_slice={},
                     extra_fields={"email": address},
                 )
-        self._log_once(
+        # One summary per sync, not one per stream.
+        log_once(
             (str(self.config.get("base_url")), str(self.config.get("user_id")), *distinct),
             f"Okendo customer lookup: {len(addresses)} configured e-mail addresses, "
             f"{len(addresses) - len(distinct)} of them duplicates (looked up once), "
             f"{unknown} with no Okendo customer (skipped), {len(seen_customers)} customers found.",
         )
-
-    def _log_once(self, key: tuple[Any, ...], message: str) -> None:
-        with self._lookups_lock:
-            first = key not in self._summaries
-            self._summaries.add(key)
-        if first:
-            _OKENDO_LOG.info(message)
 
     @staticmethod
     def _has_access(probe: Requester) -> bool:
@@ -1002,7 +999,7 @@ class OkendoCustomerLookup(PartitionRouter):
         )
         # The requester's error handler lets only 404 ("no such customer") through.
         if response is None or response.status_code == 404:
-            _OKENDO_LOG.info(
+            _LOG.info(
                 f"Okendo has no customer with the e-mail address {okendo_mask_email(address)} "
                 "(HTTP 404); skipped it."
             )

@@ -48,17 +48,13 @@ def _manifest_text(vendor: str) -> str:
 
 # libyaml's loader where PyYAML has it, as the CDK loads its own schema (`safe_load_yaml`):
 # ten times faster than the pure-Python SafeLoader, and the same result for these files
-# (unit_tests/test_speedups.py). A document libyaml rejects is read again by SafeLoader.
+# (unit_tests/test_speedups.py).
 _FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_manifest(vendor: str) -> dict[str, Any]:
     """A fresh copy of the vendor's manifest: the CDK mutates what it is given."""
-    text = _manifest_text(vendor)
-    try:
-        manifest: dict[str, Any] = yaml.load(text, Loader=_FAST_LOADER)  # a safe loader
-    except yaml.YAMLError:
-        manifest = yaml.safe_load(text)
+    manifest: dict[str, Any] = yaml.load(_manifest_text(vendor), Loader=_FAST_LOADER)  # safe
     return manifest
 
 

@@ -71,16 +71,15 @@ def transcript(output: EntrypointOutput) -> str:
 @pytest.fixture(autouse=True)
 def _no_shared_results() -> Iterator[None]:
     """Tokens and lookups shared across streams live for a process; each test starts afresh."""
+    from source_customers import components
     from source_customers.components import (
-        JsonBodyErrorHandler,
         OkendoCustomerLookup,
         SharedClientCredentialsOAuthenticator,
     )
 
     shared: list[dict[Any, Any]] = [SharedClientCredentialsOAuthenticator._tokens,
                                     OkendoCustomerLookup._lookups]
-    OkendoCustomerLookup._summaries.clear()
-    JsonBodyErrorHandler._warned.clear()
+    components._LOGGED_ONCE.clear()
     for results in shared:
         results.clear()
     yield
