@@ -3,9 +3,10 @@
     python -m bench.baseline CONFIG STREAM...
 
 Reads the streams named, with the same connector config, the simplest correct way each vendor
-documents (FACTS.md), and writes one JSON line per record, `{"stream", "data"}`, carrying the
-same parent keys as the connector's records. No retries, no concurrency, no state: any error
-ends it. It supports what the bench's configs use: LOKE access tokens, Capillary Basic auth.
+documents (docs/<vendor>.md), and writes one JSON line per record, `{"stream", "data"}`,
+carrying the same parent keys as the connector's records. No retries, no concurrency, no
+state: any error ends it. It supports what the bench's configs use: LOKE access tokens,
+Capillary Basic auth.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Capillary: one test per documented behaviour (vendor-docs/capillary-*.md, FACTS.md)."""
+"""Capillary: one test per documented behaviour (docs/capillary.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ LOOKUP = f"{BASE}/v2/customers/lookup/customerDetails"
 TOKEN_URL = f"{BASE}/v3/oauth/token/generate"
 USERNAME = "store.server"
 PASSWORD = "server123"
-PASSWORD_MD5 = "8a16a6b70505eb1f1ff7cdc0cd5559a7"  # FACTS.md's worked example
+PASSWORD_MD5 = "8a16a6b70505eb1f1ff7cdc0cd5559a7"  # the worked example in docs/capillary.md
 SECRET = "cap-client-secret-9f8e7d"
 
 

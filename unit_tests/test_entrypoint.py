@@ -97,7 +97,7 @@ def _parent_requesters(node: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_parent_streams_bypass_the_cdks_sqlite_cache(vendor: str) -> None:
     # The CDK caches parent pages in SQLite unless told not to; that cache breaks with
-    # parents of several partitions and several workers (cdk-notes.md, CDK #1150).
+    # parents of several partitions and several workers (CDK issue #1150; DEVELOPMENT.md).
     resolved = ConcurrentDeclarativeSource(
         source_config=load_manifest(vendor), config={"vendor": vendor}).resolved_manifest
     for requester in _parent_requesters(resolved["streams"]):

@@ -1,4 +1,4 @@
-"""LOKE: one test per documented behaviour (vendor-docs/loke-customers.md, FACTS.md)."""
+"""LOKE: one test per documented behaviour (docs/loke.md)."""
 
 from __future__ import annotations
 

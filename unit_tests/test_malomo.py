@@ -1,4 +1,4 @@
-"""Malomo: one test per documented behaviour (vendor-docs/malomo-customer.md, FACTS.md)."""
+"""Malomo: one test per documented behaviour (docs/malomo.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def event(n: int, created: str = "2024-05-01T00:00:00Z") -> dict[str, Any]:
 
 
 def paged(items: list[dict[str, Any]], size: int = 2) -> Callable[..., list[dict[str, Any]]]:
-    """Malomo's paging as FACTS.md assumes it: `next=<id>` gives the records after that id."""
+    """Malomo's paging as docs/malomo.md assumes it: `next=<id>` gives the records after that id."""
     def respond(request: Any, context: Any) -> list[dict[str, Any]]:
         after = parse_qs(urlsplit(request.url).query).get("next", [None])[0]
         start = 0 if after is None else [i["id"] for i in items].index(after) + 1

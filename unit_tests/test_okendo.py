@@ -1,4 +1,4 @@
-"""Okendo: one test per documented behaviour (vendor-docs/okendo-customers.md, FACTS.md)."""
+"""Okendo: one test per documented behaviour (docs/okendo.md)."""
 
 from __future__ import annotations
 
@@ -411,7 +411,7 @@ def test_lookup_facts_are_logged_once_per_sync(requests_mock: Any) -> None:
     assert len([line for line in lines if "Okendo customer lookup:" in line]) == 1
 
 
-# --- reviews and loyalty (vendor-docs/okendo-reviews-loyalty.md) ---------------------------
+# --- reviews and loyalty ------------------------------------------------------------------
 
 def review(rid: str, status: str = "approved") -> dict[str, Any]:
     return {"reviewId": rid, "status": status, "rating": 5, "dateCreated": "2025-06-26T13:24:34.170Z",

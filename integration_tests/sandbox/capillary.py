@@ -1,4 +1,4 @@
-"""Capillary's CRM API v2 as documented (vendor-docs/capillary-*.md, FACTS.md).
+"""Capillary's CRM API v2 as Capillary documents it (assumptions: docs/capillary.md).
 
 Customers are reached one at a time: `GET /v2/customers/lookup/customerDetails` by `source`,
 `identifierName`, `identifierValue`, `accountId` (needed for every source but INSTORE) and
@@ -9,7 +9,8 @@ which lives `ttlSeconds`. Errors live in the body, `{"errors": [{"status": false
 given identifiers") comes with 200 and with 400 here in turn. 403 means API v2 is not enabled
 for the till; 461 (search busy) and 521 (concurrent action on the customer) ask for a retry;
 429 answers a key over its per-minute budget (no Retry-After: it is undocumented).
-`PUT /v2/customers/lookup` updates the customer an identifier finds (the seed page).
+`PUT /v2/customers/lookup` updates the customer an identifier finds (docs/capillary.md,
+"Writing back").
 
 Codes other than 8015 are undocumented; where an error needs one, the sandbox uses 8003 and
 says so in the message.

@@ -1,4 +1,4 @@
-"""LOKE's customers API as documented (vendor-docs/loke-customers.md, FACTS.md).
+"""LOKE's customers API as LOKE documents it (assumptions: docs/loke.md).
 
 Bare JSON arrays, pages of 1000 customers and 10 memberships, the next page in the
 `X-Next-Page` header (an absolute URL or an absolute path: both forms are documented),

@@ -1,10 +1,10 @@
-"""Malomo's customers API as documented (vendor-docs/malomo-customer.md, FACTS.md).
+"""Malomo's customers API as Malomo documents it (assumptions: docs/malomo.md).
 
 Bare JSON arrays in a stable order (the order records were created in); `next=<id>` returns
-the records after that id and `prev=<id>` those before it (FACTS.md: the events, orders and
-webhooks pages agree on this reading); an empty array ends. The docs give no page size, so
-the server's is fixed per sandbox. `Authorization: Bearer sk_...`, the version header
-`Accept: application/vnd.malomo+json; version=2`, and errors as
+the records after that id and `prev=<id>` those before it (the reading docs/malomo.md assumes:
+Malomo's events, orders and webhooks pages agree on it); an empty array ends. The docs give
+no page size, so the server's is fixed per sandbox. `Authorization: Bearer sk_...`, the
+version header `Accept: application/vnd.malomo+json; version=2`, and errors as
 `{"code", "message", "request_id", "status"}` with a fresh request_id each time.
 """
 

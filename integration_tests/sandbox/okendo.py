@@ -1,4 +1,4 @@
-"""Okendo's Enterprise API as documented (vendor-docs/okendo-customers.md, FACTS.md).
+"""Okendo's Enterprise API as Okendo documents it (assumptions: docs/okendo.md).
 
 Served under the `/enterprise` base path and nowhere else (a path without it is a 404);
 Basic auth (user ID : API key); the `okendo-api-version` header required; no list of
@@ -9,7 +9,7 @@ customers: `POST /customer_lookup` turns an e-mail address into a customer ID (4
 that must come back exactly as it was sent (else 400). A token bucket answers a burst with
 429 and Retry-After; tests switch it on, off, or tune it.
 
-Reviews and loyalty (vendor-docs/okendo-reviews-loyalty.md): `GET /reviews` pages by
+Reviews and loyalty, as documented: `GET /reviews` pages by
 `limit` and an opaque `lastEvaluated` in `nextUrl`, ordered by `orderBy` (default
 `date desc`), one moderation `status` at a time (default `approved`); the cursor stands for
 a position, so a review arriving mid-read shifts the later pages of `date desc` by one.
@@ -499,7 +499,7 @@ def _raw_param(raw_query: str, name: str) -> str | None:
     return None
 
 
-# Each stream's primary key (connector-contract.md).
+# Each stream's primary key (docs/okendo.md, "Streams").
 KEYS: dict[str, tuple[str, ...]] = {
     "customers": ("customerId",),
     "customer_profiles": ("customerId", "namespace"),
