@@ -1,6 +1,6 @@
-"""What README.md and docs/*.md say the connector prints is what it prints.
+"""What the docs (README.md, docs/*.md, ...) say the connector prints is what it prints.
 
-Three conventions (README.md, "Development", describes them for writers):
+Three conventions (DEVELOPMENT.md, "The docs tests", describes them for writers):
 
 - A fenced ```console block is a terminal session: each line starting with `$ ` is a command
   (a line ending in `\\` continues on the next), the lines after it are its output, stdout
@@ -11,8 +11,11 @@ Three conventions (README.md, "Development", describes them for writers):
 - In a page's "Errors you may see" table, the first column quotes a message: it must be the
   beginning of one the connector can print, with example values (or `…`) where the message
   has a value (checked against the message texts in source_customers/ and manifests/).
-- The retry and backoff figures are stated once, in the README's Guarantees, and that
-  sentence is computed here from the manifests and the CDK's formula.
+- The retry and backoff figures are stated once, in docs/guarantees.md, and that sentence
+  is computed here from the manifests and the CDK's formula.
+
+And every relative link of a page leads to a file of the repository (and, with a `#`, to a
+heading of it): the docs refer to nothing outside it.
 """
 
 from __future__ import annotations
@@ -44,9 +47,26 @@ from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_han
 from airbyte_cdk.sources.streams.http import rate_limiting
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Every page of docs the repository keeps: each is held to every check below.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "DEVELOPMENT.md",
+         ROOT / "CHANGELOG.md", ROOT / "bench" / "README.md"]
 MANIFESTS = sorted((ROOT / "manifests").glob("*.yaml"))
-SOURCES = sorted((ROOT / "source_customers").glob("*.py"))
+# Each vendor's page: the one home of its config, streams, assumptions and errors.
+VENDOR_PAGES = [ROOT / "docs" / f"{manifest.stem}.md" for manifest in MANIFESTS]
+# The guarantees' page: the one statement of the retry and backoff figures.
+GUARANTEES = ROOT / "docs" / "guarantees.md"
+# The package's code, in every subpackage (the manifests' components, the runtime, ...).
+SOURCES = sorted((ROOT / "source_customers").rglob("*.py"))
+
+
+def name(page: Path) -> str:
+    """The page as the repository names it (two pages are called README.md)."""
+    return page.relative_to(ROOT).as_posix()
+
+
+def test_every_page_exists() -> None:
+    missing = [name(page) for page in [*PAGES, *VENDOR_PAGES] if not page.is_file()]
+    assert not missing, f"pages missing: {missing}"
 
 
 # --- console blocks ----------------------------------------------------------------------
@@ -69,11 +89,11 @@ def console_commands(page: Path) -> list[Command]:
         if line.strip() == "```":
             inside = False
         elif line.startswith("$ "):
-            commands.append(Command(page.name, number, line[2:], []))
+            commands.append(Command(name(page), number, line[2:], []))
         elif commands and commands[-1].command.endswith("\\") and not commands[-1].expected:
             commands[-1].command = commands[-1].command[:-1] + " " + line.strip()
         else:
-            assert commands, f"{page.name}:{number}: output before any `$ ` command"
+            assert commands, f"{name(page)}:{number}: output before any `$ ` command"
             commands[-1].expected.append(line)
     return commands
 
@@ -125,10 +145,10 @@ def run_command(command: str, folder: Path, env: dict[str, str]) -> list[str]:
 
 
 def pages_with_sessions() -> list[Path]:
-    return [page for page in PAGES if console_commands(page)]
+    return [page for page in PAGES if page.is_file() and console_commands(page)]
 
 
-@pytest.mark.parametrize("page", pages_with_sessions(), ids=lambda p: p.name)
+@pytest.mark.parametrize("page", pages_with_sessions(), ids=name)
 def test_console_sessions_print_what_they_show(page: Path, tmp_path: Path) -> None:
     assert Path(sys.prefix, "bin", "source-customers").exists(), "run from the virtualenv"
     env = workspace(tmp_path)
@@ -251,23 +271,23 @@ def printable(message: str) -> bool:
     return False
 
 
-ERROR_TABLES = [(page, number, message) for page in PAGES
+ERROR_TABLES = [(page, number, message) for page in PAGES if page.is_file()
                 for number, message in quoted_errors(page)]
 
 
 @pytest.mark.parametrize(("page", "number", "message"), ERROR_TABLES,
-                         ids=[f"{p.name}:{n}" for p, n, _ in ERROR_TABLES])
+                         ids=[f"{name(p)}:{n}" for p, n, _ in ERROR_TABLES])
 def test_quoted_error_is_one_the_connector_prints(page: Path, number: int,
                                                   message: str) -> None:
     assert printable(message), (
-        f"{page.name}:{number}: no message of source_customers/ or manifests/ reads "
+        f"{name(page)}:{number}: no message of source_customers/ or manifests/ reads "
         f"`{message}`: quote the beginning of a message the connector prints, in its own "
         "words (example values or `…` for its values)")
 
 
-def test_every_page_quotes_its_errors() -> None:
-    for page in PAGES[1:]:
-        assert list(quoted_errors(page)), f"{page.name} has no 'Errors you may see' table"
+def test_every_vendor_page_quotes_its_errors() -> None:
+    for page in VENDOR_PAGES:
+        assert list(quoted_errors(page)), f"{name(page)} has no 'Errors you may see' table"
 
 
 # --- retries and backoff, stated once ----------------------------------------------------
@@ -317,7 +337,7 @@ def _listed(numbers: list[int]) -> str:
 
 
 def backoff_statement() -> str:
-    """The README's one statement of the retry figures, from the manifests."""
+    """The one statement of the retry figures (docs/guarantees.md), from the manifests."""
     policies = {vendor: retry_policy(vendor) for vendor in ("loke", "malomo", "okendo",
                                                             "capillary")}
     loke, capillary, okendo = policies["loke"], policies["capillary"], policies["okendo"]
@@ -344,13 +364,13 @@ def _flat(text: str) -> str:
 
 
 def test_backoff_is_stated_as_the_manifests_configure_it() -> None:
-    readme = _flat((ROOT / "README.md").read_text(encoding="utf-8"))
+    guarantees = _flat(GUARANTEES.read_text(encoding="utf-8"))
     statement = backoff_statement()
-    assert readme.count(statement) == 1, (
-        f"README.md must state the retries once, in Guarantees, exactly so:\n{statement}")
+    assert guarantees.count(statement) == 1, (
+        f"{name(GUARANTEES)} must state the retries once, exactly so:\n{statement}")
 
 
-# Ways of stating a retry count or a backoff wait; only the README's statement may.
+# Ways of stating a retry count or a backoff wait; only the guarantees' statement may.
 FIGURES = re.compile(r"retried up to \d+|up to \d+ (?:times|retries)|after \d+ (?:retries|tries)|"
                      r"\b\d+ s, \d+ s(?:, \d+ s|, \.\.\.|, …)|"
                      r"exponential(?:ly)?,? (?:from|\(?\d)|waiting \d+ s", re.I)
@@ -361,5 +381,65 @@ def test_backoff_is_stated_nowhere_else() -> None:
     for page in PAGES:
         text = _flat(page.read_text(encoding="utf-8")).replace(statement, "")
         found = [m.group(0) for m in FIGURES.finditer(text)]
-        assert not found, (f"{page.name} states retry figures ({found}): link to the README's "
-                           "[Guarantees](../README.md#guarantees) instead")
+        assert not found, (f"{name(page)} states retry figures ({found}): link to "
+                           "[Guarantees](docs/guarantees.md#retries) instead")
+
+
+# --- links stay in the repository ---------------------------------------------------------
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """The `#...` each heading of a page gets, as GitHub makes them."""
+    found: set[str] = set()
+    inside = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = not inside
+        elif not inside and line.startswith("#"):
+            text = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return found
+
+
+def links(page: Path) -> Iterator[tuple[int, str]]:
+    """(line, target) of each link of the page outside code blocks."""
+    inside = False
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            inside = not inside
+        elif not inside:
+            for found in LINK.finditer(line):
+                yield number, found.group(1)
+
+
+def broken(page: Path, target: str) -> str | None:
+    """Why a link of `page` leads nowhere in the repository, or None."""
+    if re.match(r"[a-z]+:", target):  # https:, mailto:: outside by design
+        return None
+    path, _, anchor = target.partition("#")
+    file = (page.parent / path).resolve() if path else page
+    if not file.is_relative_to(ROOT):
+        return "leads outside the repository"
+    if not file.exists():
+        return "leads to no file"
+    if anchor and file.suffix == ".md" and anchor not in anchors(file):
+        return f"leads to no heading #{anchor} of {name(file)}"
+    return None
+
+
+def test_links_lead_to_the_repository() -> None:
+    found = [f"{name(page)}:{number}: ({target}) {why}" for page in PAGES
+             for number, target in links(page) if (why := broken(page, target))]
+    assert not found, "\n".join(found)
+
+
+def test_link_rules() -> None:
+    page = ROOT / "docs" / "loke.md"
+    assert broken(page, "guarantees.md#retries") is None
+    assert broken(page, "../README.md") is None
+    assert broken(page, "https://example.com/x") is None
+    assert broken(page, "guarantees.md#no-such-heading")
+    assert broken(page, "../../shared/notes.md")
+    assert broken(page, "missing.md")
