@@ -441,5 +441,5 @@ def test_link_rules() -> None:
     assert broken(page, "../README.md") is None
     assert broken(page, "https://example.com/x") is None
     assert broken(page, "guarantees.md#no-such-heading")
-    assert broken(page, "../../shared/notes.md")
+    assert broken(page, "../../elsewhere/notes.md")
     assert broken(page, "missing.md")
