@@ -33,11 +33,16 @@ from airbyte_cdk.test import entrypoint_wrapper
 from airbyte_cdk.test.models.outcome import ExpectedOutcome
 
 from integration_tests.cli import Output, catalog_for
-from source_customers import components, run  # noqa: F401  run registers the components module
+from source_customers import run  # noqa: F401  run registers the components module
 from source_customers.components import (
     OkendoCustomerLookup,
     SharedClientCredentialsOAuthenticator,
+    answers,
 )
+from source_customers.runtime import hooks
+
+# As `source-customers` does before every command: the request deadline, progress, masking.
+hooks.install()
 from source_customers.vendors import load_manifest
 
 _REAL_SLEEP = time.sleep
@@ -132,7 +137,7 @@ def read(config: dict[str, Any], catalog: dict[str, Any] | None = None,
     # CLI): each read here is a sync of its own and starts without them.
     SharedClientCredentialsOAuthenticator._tokens.clear()
     OkendoCustomerLookup._lookups.clear()
-    components._LOGGED_ONCE.clear()
+    answers._LOGGED_ONCE.clear()
     before = set(threading.enumerate())
     result = entrypoint_wrapper.read(source, config, configured, states,
                                      expected_outcome=ExpectedOutcome.ALLOW_ANY)

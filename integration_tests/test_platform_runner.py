@@ -23,7 +23,8 @@ from integration_tests.sandbox.server import Server, VendorApi
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RUNNER = shutil.which("source-declarative-manifest", path=str(Path(sys.executable).parent))
-COMPONENTS = (REPOSITORY / "source_customers" / "components.py").read_text()
+# What users paste: the components file bundled from source_customers/ (scripts/bundle.py).
+COMPONENTS = (REPOSITORY / "manifests" / "components.py").read_text()
 
 
 def injected(config: dict[str, Any], vendor: str) -> dict[str, Any]:

@@ -26,10 +26,18 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_customers import components, inputs, speedups
-from source_customers.vendors import VENDORS, combined_spec, config_problem, load_manifest
+from source_customers import components, inputs, masking, speedups
+from source_customers.runtime import hooks
+from source_customers.vendors import (
+    VENDORS,
+    combined_spec,
+    config_problem,
+    load_manifest,
+    personal_values,
+)
 
 # Manifests name their components as the platform's runner registers them, so the same
 # YAML runs unchanged there and here.
@@ -72,6 +80,7 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
     except (OSError, ValueError) as error:
         return f"Could not read the command's input files: {error}"
     vendor = config.get("vendor")
+    masking.register_personal(personal_values(config))
     if vendor not in VENDORS:
         found = "is missing" if vendor is None else f"is {vendor!r}"
         return f"Config field 'vendor' {found}; it must be one of: {', '.join(VENDORS)}."
@@ -101,7 +110,8 @@ def build_source(args: Sequence[str]) -> ConcurrentDeclarativeSource | str:
 
 
 def _print(message: AirbyteMessage) -> None:
-    print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+    text = orjson.dumps(AirbyteMessageSerializer.dump(message)).decode()
+    print(filter_secrets(masking.masked(text)), flush=True)
 
 
 def _warn(text: str) -> None:
@@ -136,6 +146,8 @@ def main(args: Sequence[str]) -> int:
     if not args or args[0] not in COMMANDS:
         return _usage(args)
     speedups.install()
+    # After the speed-ups: masked output wraps the message writer they install.
+    hooks.install()
     parsed = AirbyteEntrypoint.parse_args(list(args))
     if parsed.command == "spec":
         _print(AirbyteMessage(type=Type.SPEC, spec=combined_spec()))
@@ -148,6 +160,6 @@ def main(args: Sequence[str]) -> int:
     except AirbyteTracedException as error:
         # A failed sync's closing error: the CDK's uncaught-exception hook would log it once
         # more, with a Python traceback, before the same ERROR trace.
-        error.emit_message()
+        _print(error.as_airbyte_message())
         return 1
     return 0

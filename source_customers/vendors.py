@@ -125,6 +125,8 @@ def config_problem(vendor: str, config: Any) -> str | None:
     from jsonschema import Draft7Validator
     from jsonschema.exceptions import relevance
 
+    from source_customers.masking import mask
+
     spec = load_manifest(vendor)["spec"]["connection_specification"]
     errors = list(Draft7Validator(spec).iter_errors(config))
     if not errors:
@@ -137,7 +139,7 @@ def config_problem(vendor: str, config: Any) -> str | None:
     # A value is quoted only if it is a plain value of a field that cannot hold a secret;
     # personal data (an e-mail address, a customer identifier) is quoted masked.
     quotable = not isinstance(error.instance, (dict, list)) and "airbyte_secret" not in str(schema)
-    shown = _masked(str(error.instance)) if where and where[0] in PERSONAL_FIELDS else \
+    shown = mask(str(error.instance)) if where and where[0] in PERSONAL_FIELDS else \
         error.instance
     value = f" (got {shown!r:.60})" if quotable else ""
     rule = error.validator_value
@@ -156,10 +158,14 @@ def config_problem(vendor: str, config: Any) -> str | None:
 PERSONAL_FIELDS = frozenset({"customer_emails", "identifiers"})
 
 
-def _masked(value: str) -> str:
-    """`z***@example.com` for an address, `91***` for anything else: enough to find the entry."""
-    local, at, domain = value.partition("@")
-    return f"{local[:1]}***@{domain}" if at else f"{value[:2]}***"
+def personal_values(config: Any) -> list[str]:
+    """The config's personal data (lists of addresses, identifiers), to be masked."""
+    values: list[str] = []
+    for name in sorted(PERSONAL_FIELDS):
+        field = config.get(name) if isinstance(config, dict) else None
+        if isinstance(field, list):
+            values += [str(v) for v in field if isinstance(v, (str, int))]
+    return values
 
 
 def _rule(validator: Any, rule: Any, schema: dict[str, Any]) -> str:

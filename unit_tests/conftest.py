@@ -17,6 +17,11 @@ from airbyte_cdk.test.entrypoint_wrapper import read as cdk_read
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_customers import run  # noqa: F401  registers the components module
+from source_customers import masking
+from source_customers.runtime import hooks
+
+# As `source-customers` does before every command: the request deadline, progress, masking.
+hooks.install()
 from source_customers.vendors import load_manifest
 
 
@@ -71,17 +76,20 @@ def transcript(output: EntrypointOutput) -> str:
 @pytest.fixture(autouse=True)
 def _no_shared_results() -> Iterator[None]:
     """Tokens and lookups shared across streams live for a process; each test starts afresh."""
-    from source_customers import components
     from source_customers.components import (
         OkendoCustomerLookup,
         SharedClientCredentialsOAuthenticator,
+        answers,
     )
 
     shared: list[dict[Any, Any]] = [SharedClientCredentialsOAuthenticator._tokens,
                                     OkendoCustomerLookup._lookups]
-    components._LOGGED_ONCE.clear()
+    answers._LOGGED_ONCE.clear()
     for results in shared:
         results.clear()
     yield
     for results in shared:
         results.clear()
+    # Personal data registered by a test's config (a process is one command, one config).
+    masking._PERSONAL.replacements.clear()
+    masking._PERSONAL.ordered = []

@@ -1,7 +1,7 @@
 """Whatever the API answers: every record, or a prompt failure that names the cause.
 
 One test per behaviour of `JsonBodyErrorHandler`, `RetryAfter` and the request deadline in
-components.py, each seen to fail before it was built (issue 13).
+source_customers/components/ and runtime/, each seen to fail before it was built (issue 13).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import test_loke as loke
 import test_malomo as malomo
 import test_okendo as okendo
 from conftest import ids, read
-from source_customers import components
+from source_customers.components import answers
+from source_customers.runtime import deadline
 
 FUTURE = "2999-01-01T00:00:00Z"  # a server clock far ahead, or a record updated mid-sync
 
@@ -223,7 +224,7 @@ def test_an_answer_trickled_past_the_deadline_is_a_timeout(trickling_server: str
 def test_a_request_without_a_timeout_still_has_a_deadline(
         trickling_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The CDK's OAuth token request sets no timeout at all.
-    monkeypatch.setattr(components, "DEFAULT_DEADLINE_SECONDS", 0.5)
+    monkeypatch.setattr(deadline, "DEFAULT_DEADLINE_SECONDS", 0.5)
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(trickling_server, data={"grant_type": "client_credentials"})
@@ -231,13 +232,13 @@ def test_a_request_without_a_timeout_still_has_a_deadline(
 
 
 def test_retry_after_seconds_reads_both_forms_of_rfc_9110() -> None:
-    assert components.retry_after_seconds("120") == 120
-    assert components.retry_after_seconds(" 7 ") == 7
-    assert components.retry_after_seconds("0") is None
+    assert answers.retry_after_seconds("120") == 120
+    assert answers.retry_after_seconds(" 7 ") == 7
+    assert answers.retry_after_seconds("0") is None
     in_a_minute = format_datetime(in_seconds(60), usegmt=True)
-    assert 58 <= (components.retry_after_seconds(in_a_minute) or 0) <= 61
+    assert 58 <= (answers.retry_after_seconds(in_a_minute) or 0) <= 61
     for nonsense in (None, "", "soon", "-1", "1.5", "1e3", "Thu, 01 Jan 1970 00:00:00 GMT"):
-        assert components.retry_after_seconds(nonsense) is None
+        assert answers.retry_after_seconds(nonsense) is None
 
 
 def test_one_record_answer_without_its_key_is_retried_as_the_wrong_shape(

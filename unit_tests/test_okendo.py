@@ -11,7 +11,8 @@ import pytest
 from airbyte_cdk.models import Status, SyncMode
 
 from conftest import check, ids, read, source, transcript
-from source_customers.components import okendo_mask_email, okendo_typed_value
+from source_customers.components.okendo import okendo_typed_value
+from source_customers.masking import mask
 from source_customers.vendors import config_problem
 
 BASE = "https://api.okendo.io/enterprise"
@@ -204,8 +205,9 @@ def test_unparseable_values_stay_as_sent_never_an_error(
 
 
 def test_masked_address_keeps_first_letter_and_domain() -> None:
-    assert okendo_mask_email("zoe.muller@example.com") == "z***@example.com"
-    assert okendo_mask_email("no-at-sign") == "***"
+    assert mask("zoe.muller@example.com") == "z***@example.com"
+    assert mask("no-at-sign") == "no***"
+    assert mask("7") == "***"
 
 
 def test_activities_read_incrementally_keep_only_the_new(requests_mock: Any) -> None:
@@ -315,7 +317,7 @@ def test_streams_keys_and_cursor_as_the_contract_says() -> None:
 def test_lookups_run_in_parallel_in_order_and_stop_once_abandoned() -> None:
     import threading
 
-    from source_customers.components import _in_parallel
+    from source_customers.components.okendo import _in_parallel
 
     seen: list[tuple[str, bool]] = []
     later = threading.Event()

@@ -1,4 +1,4 @@
-"""Progress of a read: the counters, the lines and the ESTIMATE traces (components.py)."""
+"""Progress of a read: the counters, the lines and the ESTIMATE traces (runtime/progress.py)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ from airbyte_cdk.sources.streams.http.exceptions import (
     UserDefinedBackoffException,
 )
 
-from source_customers import components
-from source_customers.components import (
+from source_customers.components import answers
+from source_customers.components.answers import skip_cause
+from source_customers.runtime import progress as runtime_progress
+from source_customers.runtime.progress import (
     StreamProgress,
     counted,
     duration,
     failed_streams_message,
     progress_seconds,
     retry_cause,
-    skip_cause,
 )
 
 
@@ -44,13 +45,13 @@ def sync() -> Iterator[Any]:
         _record_counter={"a": 0, "b": 0},
         _partition_enqueuer=SimpleNamespace(_queue=queue.Queue()),
     )
-    before = components._PROGRESS.current
-    started = components._Sync(fake_processor, 0.02)  # type: ignore[arg-type]
-    components._PROGRESS.current = started
+    before = runtime_progress.PROGRESS.current
+    started = runtime_progress._Sync(fake_processor, 0.02)  # type: ignore[arg-type]
+    runtime_progress.PROGRESS.current = started
     yield started
     started.ended.set()
-    components._PROGRESS.current = before
-    components._PROGRESS.local.stream = None
+    runtime_progress.PROGRESS.current = before
+    runtime_progress.PROGRESS.local.stream = None
 
 
 def test_counts_are_told_most_frequent_first() -> None:
@@ -71,9 +72,9 @@ def test_durations_read_as_a_person_would_say_them(seconds: float, said: str) ->
 def test_the_interval_comes_from_the_environment_else_30_s(
         monkeypatch: pytest.MonkeyPatch, value: str | None, seconds: float) -> None:
     if value is None:
-        monkeypatch.delenv(components.PROGRESS_SECONDS_VARIABLE, raising=False)
+        monkeypatch.delenv(runtime_progress.PROGRESS_SECONDS_VARIABLE, raising=False)
     else:
-        monkeypatch.setenv(components.PROGRESS_SECONDS_VARIABLE, value)
+        monkeypatch.setenv(runtime_progress.PROGRESS_SECONDS_VARIABLE, value)
     assert progress_seconds() == seconds
 
 
@@ -87,7 +88,7 @@ def test_a_retry_is_named_by_its_status_or_its_failure() -> None:
     for error, said in ((requests.exceptions.ReadTimeout("slow"), "timeout"),
                         (requests.exceptions.ConnectionError("reset"), "connection failed"),
                         (requests.exceptions.ChunkedEncodingError("cut"), "answer cut off")):
-        message = components._exception_resolution(error).error_message or ""
+        message = answers._exception_resolution(error).error_message or ""
         assert retry_cause(DefaultBackoffException(request, error, message)) == said
     assert retry_cause(requests.exceptions.ConnectTimeout()) == "timeout"
     assert retry_cause(requests.exceptions.ConnectionError("reset")) == "connection failed"
@@ -138,7 +139,7 @@ def test_progress_and_summary_lines() -> None:
 
 
 def test_estimate_is_an_airbyte_estimate_trace() -> None:
-    message = AirbyteMessageSerializer.dump(components._estimate_message("customers", 26))
+    message = AirbyteMessageSerializer.dump(runtime_progress._estimate_message("customers", 26))
     assert message["type"] == "TRACE"
     assert message["trace"]["type"] == "ESTIMATE"
     assert message["trace"]["estimate"] == {"name": "customers", "type": "STREAM",
@@ -155,11 +156,11 @@ def test_closing_error_lists_the_streams_without_repeating_their_errors() -> Non
 
 def test_counters_are_exact_when_many_threads_count(sync: Any) -> None:
     def work(stream: str) -> None:
-        components._PROGRESS.local.stream = stream
+        runtime_progress.PROGRESS.local.stream = stream
         for _ in range(5000):
-            components._progress_request()
-        components._progress_wait(0.5, "HTTP 429")
-        components._progress_skip("HTTP 404")
+            runtime_progress.count_request()
+        runtime_progress.count_wait(0.5, "HTTP 429")
+        runtime_progress.count_skip("HTTP 404")
 
     threads = [threading.Thread(target=work, args=(s,)) for s in ["a", "b"] * 4]
     for thread in threads:
@@ -174,17 +175,17 @@ def test_counters_are_exact_when_many_threads_count(sync: Any) -> None:
 
 
 def test_work_of_no_stream_is_not_counted(sync: Any) -> None:
-    components._PROGRESS.local.stream = None
-    components._progress_request()
-    components._PROGRESS.local.stream = "not-in-the-catalog"
-    components._progress_request()
+    runtime_progress.PROGRESS.local.stream = None
+    runtime_progress.count_request()
+    runtime_progress.PROGRESS.local.stream = "not-in-the-catalog"
+    runtime_progress.count_request()
     assert [p.requests for p in sync.streams.values()] == [0, 0]
 
 
 def test_the_cdks_retry_lines_are_counted_by_cause_with_their_wait(sync: Any) -> None:
-    components._PROGRESS.local.stream = "a"
+    runtime_progress.PROGRESS.local.stream = "a"
     request = requests.Request("GET", "https://api.example.com/x").prepare()
-    log_filter = components._RetryLogNamesItsCause()
+    log_filter = runtime_progress._RetryLogNamesItsCause()
 
     def record(text: str) -> logging.LogRecord:
         return logging.LogRecord("airbyte", logging.INFO, "", 0, text, None, None)

@@ -40,7 +40,8 @@ from serpyco_rs import _describe as serpyco_describe
 from serpyco_rs import _main as serpyco
 
 from integration_tests.sandbox import loke
-from source_customers import components, serializer_schemas, speedups, vendors
+from source_customers import serializer_schemas, speedups, vendors
+from source_customers.components import answers
 
 FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S%z", "%s"]
 ODD_VALUES = [
@@ -93,7 +94,7 @@ def test_slice_hash_is_the_cdks_computed_once() -> None:
 
 def test_install_routes_the_cdk_through_the_speedups(monkeypatch: pytest.MonkeyPatch) -> None:
     for owner, name in [(DatetimeParser, "parse"), (StreamSlice, "__hash__"),
-                        (components, "_json_body"), (JsonDecoder, "decode"),
+                        (answers, "_json_body"), (JsonDecoder, "decode"),
                         (JinjaInterpolation, "_literal_eval")]:
         monkeypatch.setattr(owner, name, getattr(owner, name))  # put back after the test
     for name in ("airbyte_message_to_string", "handle_record_counts"):  # static methods
@@ -102,7 +103,7 @@ def test_install_routes_the_cdk_through_the_speedups(monkeypatch: pytest.MonkeyP
     speedups.install()
     assert DatetimeParser.parse is speedups._parse
     assert StreamSlice.__hash__ is speedups._slice_hash
-    assert components._json_body is speedups._json_body_kept
+    assert answers._json_body is speedups._json_body_kept
     assert JsonDecoder.decode is speedups._decode
     assert JinjaInterpolation._literal_eval is speedups._literal_eval
     assert AirbyteEntrypoint.airbyte_message_to_string is speedups._message_to_string

@@ -7,7 +7,7 @@ Run as a script (`python integration_tests/any_answer/launch.py read --config ..
    layer or `source_customers` returns at once (every retry still happens, over real HTTP).
    Any other sleep (an API budget pacing requests, a thread pool polling) really sleeps.
 2. Every requester's connect and read timeout in the loaded manifests becomes
-   `ANY_ANSWER_DEADLINE` seconds (default 1), and so does `components.DEFAULT_DEADLINE_SECONDS`
+   `ANY_ANSWER_DEADLINE` seconds (default 1), and so does `DEFAULT_DEADLINE_SECONDS` (runtime/deadline.py)
    (the deadline of requests sent without a timeout) where it exists.
 3. Then `source_customers.__main__.run()` runs, exactly like the installed command.
 
@@ -50,7 +50,9 @@ def main() -> None:
     from source_customers import serializer_schemas
 
     serializer_schemas.defer()
-    from source_customers import components, vendors
+    from source_customers import vendors
+    from source_customers.components import capillary
+    from source_customers.runtime import deadline as request_deadline
 
     shipped = vendors.load_manifest
 
@@ -60,8 +62,9 @@ def main() -> None:
         return manifest
 
     vendors.load_manifest = load_manifest
-    if hasattr(components, "DEFAULT_DEADLINE_SECONDS"):
-        components.DEFAULT_DEADLINE_SECONDS = deadline
+    # The deadline of a request that set none, and of Capillary's token request.
+    request_deadline.DEFAULT_DEADLINE_SECONDS = deadline
+    capillary.DEFAULT_DEADLINE_SECONDS = deadline
     from source_customers import run as run_module
 
     run_module.load_manifest = load_manifest  # imported by name there

@@ -27,7 +27,7 @@ def suite_for(vendor: str) -> type[DeclarativeSourceTestSuite]:
 
         @classproperty
         def components_py_path(cls) -> Path:
-            return REPOSITORY / "source_customers" / "components.py"
+            return REPOSITORY / "manifests" / "components.py"
 
     Suite.__name__ = Suite.__qualname__ = f"TestStandard{vendor.title()}"
     return Suite
