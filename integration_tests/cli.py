@@ -68,8 +68,9 @@ class Output:
 
 def run(command: str, config: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
         state: list[dict[str, Any]] | None = None, timeout: float = 300,
-        executable: list[str] | None = None, env: dict[str, str] | None = None) -> Output:
-    args = list(executable or [EXECUTABLE]) + [command]
+        executable: list[str] | None = None, env: dict[str, str] | None = None,
+        debug: bool = False) -> Output:
+    args = list(executable or [EXECUTABLE]) + [command] + (["--debug"] if debug else [])
     with tempfile.TemporaryDirectory() as folder:
         for name, content in (("config", config), ("catalog", catalog), ("state", state)):
             if content is not None:

@@ -1951,8 +1951,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "progress lines, estimates and the per-stream summary",
-        (TouchPoint(_READ, "__init__"),
-         TouchPoint(_READ, "on_partition", ("self", "partition")),
+        (TouchPoint(_READ, "on_partition", ("self", "partition")),
          TouchPoint(_READ, "on_partition_generation_completed", ("self", "sentinel")),
          TouchPoint(_READ, "on_partition_complete_sentinel", ("self", "sentinel")),
          TouchPoint(_READ, "_on_stream_is_done", ("self", "stream_name")),
