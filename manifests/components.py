@@ -1156,26 +1156,22 @@ class NextLinkPagination(CursorPaginationStrategy):
         super().__post_init__(parameters)
         self._url_base = InterpolatedString.create(self.url_base, parameters=parameters)
 
-    def next_page_token(
+    # Whatever keywords this CDK passes (7.39 adds page_size_override and stream_slice to
+    # what 7.30 passed) go on to its strategy as they came: the platform's runner may be
+    # on another CDK than the one this package locks.
+    def next_page_token(  # type: ignore[override]
         self,
         response: requests.Response,
         last_page_size: int,
         last_record: Record | None,
         last_page_token_value: Any | None = None,
-        page_size_override: int | None = None,
-        stream_slice: StreamSlice | None = None,
+        **more: Any,
     ) -> Any | None:
         if self.link_header:
             link = response.headers.get(self.link_header)
         else:
             link = super().next_page_token(
-                response,
-                last_page_size,
-                last_record,
-                last_page_token_value,
-                page_size_override=page_size_override,
-                stream_slice=stream_slice,
-            )
+                response, last_page_size, last_record, last_page_token_value, **more)
         if not link:
             return None
         base = str(self._url_base.eval(self.config)).rstrip("/")
