@@ -28,6 +28,7 @@ MODULES = (
     "masking",
     "runtime/progress",
     "runtime/deadline",
+    "runtime/failures",
     "components/answers",
     "components/paging",
     "components/loke",

@@ -20,11 +20,11 @@ from airbyte_cdk.sources.streams.http.exceptions import (
 from source_customers.components import answers
 from source_customers.components.answers import skip_cause
 from source_customers.runtime import progress as runtime_progress
+from source_customers.runtime.failures import failed_streams_message
 from source_customers.runtime.progress import (
     StreamProgress,
     counted,
     duration,
-    failed_streams_message,
     progress_seconds,
     retry_cause,
 )

@@ -9,6 +9,7 @@ import datetime
 import email.utils
 import logging
 import math
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
@@ -100,6 +101,10 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
                 answer.status_code == 403):
             self._warn_missing_product(answer)
             return SUCCESS_RESOLUTION
+        if isinstance(answer, requests.Response) and answer.status_code == 404:
+            wrong = _not_the_api(answer, self.vendor)
+            if wrong:
+                return wrong
         if isinstance(answer, requests.Response) and answer.ok:
             body = _json_body(answer)
             if body is NOT_JSON:
@@ -118,7 +123,7 @@ class JsonBodyErrorHandler(DefaultErrorHandler):
                 return resolution
         if isinstance(answer, requests.Response):
             return self._checked(answer, body) if answer.ok else self._status(answer)
-        return _exception_resolution(answer)
+        return _exception_resolution(answer, checking=bool(self.config.get("connection_check")))
 
     def _warn_missing_product(self, response: requests.Response) -> None:
         log_once(
@@ -267,8 +272,10 @@ def _vendor_message(response: requests.Response) -> str:
     return vendor_errors(body)[:300]
 
 
-def _exception_resolution(error: Exception | None) -> ErrorResolution:
-    """A request that got no answer: retried, naming why, unless retrying cannot help."""
+def _exception_resolution(error: Exception | None, checking: bool = False) -> ErrorResolution:
+    """A request that got no answer: retried, naming why, unless retrying cannot help. A host
+    that cannot be reached at all fails a `check` at once: someone is waiting on it, and the
+    usual cause is a typo in base_url; a sync retries it, as an outage is worth waiting out."""
     if isinstance(error, requests.exceptions.TooManyRedirects):
         return ErrorResolution(
             response_action=ResponseAction.FAIL,
@@ -284,6 +291,13 @@ def _exception_resolution(error: Exception | None) -> ErrorResolution:
             failure_type=FailureType.config_error,
             error_message=f"The request's URL is not usable ({error}): check base_url.",
         )
+    why = unreachable(error)
+    if why is not None:
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL if checking else ResponseAction.RETRY,
+            failure_type=FailureType.config_error if checking else FailureType.transient_error,
+            error_message=f"Could not connect to {_host(error)} ({why}): check base_url.",
+        )
     if isinstance(error, requests.exceptions.Timeout):
         cause = "timed out"
     elif isinstance(error, requests.exceptions.ChunkedEncodingError):
@@ -297,6 +311,72 @@ def _exception_resolution(error: Exception | None) -> ErrorResolution:
         failure_type=FailureType.transient_error,
         error_message=f"The request {cause} ({type(error).__name__}: {error})",
     )
+
+
+def unreachable(error: BaseException | None) -> str | None:
+    """Why no connection to the host could be made, in a user's words; None if there was one
+    (an answer cut off, a read timeout) or the error is not a connection's."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return "it did not accept a connection in time"
+    if not isinstance(error, requests.exceptions.ConnectionError):
+        return None
+    causes = _causes(error)
+    if any(isinstance(c, socket.gaierror) or type(c).__name__ == "NameResolutionError"
+           for c in causes):
+        return "the name does not resolve"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes) or \
+            "Connection refused" in str(error):
+        return "the connection was refused"
+    if any(type(c).__name__ == "NewConnectionError" for c in causes):
+        return "no connection could be made"
+    return None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what it wraps: urllib3 keeps the cause as `reason` inside its own error,
+    which `requests` keeps as its first argument."""
+    found: list[BaseException] = []
+    pending: list[Any] = [error]
+    while pending and len(found) < 12:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or any(item is f for f in found):
+            continue
+        found.append(item)
+        pending += [getattr(item, "reason", None), item.__cause__, item.__context__,
+                    *(a for a in item.args if isinstance(a, BaseException))]
+    return found
+
+
+def _host(error: BaseException | None) -> str:
+    """The host (and port, if not the scheme's own) a failed request went to: never its path
+    or query, which can hold personal data."""
+    request = getattr(error, "request", None)
+    parts = urlsplit(getattr(request, "url", None) or "")
+    return parts.netloc.rpartition("@")[2] or "the API"
+
+
+def _not_the_api(response: requests.Response, vendor: str) -> ErrorResolution | None:
+    """A 404 that is not the vendor's own (an HTML page, a proxy's text, where the vendor
+    answers JSON or nothing): the address is wrong, which no retry and no other setting fixes.
+    """
+    if not response.content.strip() or _json_body(response) is not NOT_JSON:
+        return None
+    declared = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+    what = "an HTML page" if "html" in declared else \
+        f"{len(response.content)} bytes of {declared or 'text of no declared type'}"
+    return ErrorResolution(
+        response_action=ResponseAction.FAIL,
+        failure_type=FailureType.config_error,
+        error_message=(
+            f"{_host_of(response)} answered {_request(response)} with HTTP 404 and {what}, "
+            f"not {vendor}'s API: check base_url."),
+    )
+
+
+def _host_of(response: requests.Response) -> str:
+    return urlsplit(response.request.url or "").netloc.rpartition("@")[2] or "The API"
 
 
 @dataclass

@@ -25,6 +25,9 @@ from airbyte_cdk.sources.concurrent_source import concurrent_read_processor
 from airbyte_cdk.sources.concurrent_source.concurrent_read_processor import (
     ConcurrentReadProcessor,
 )
+from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
+    ConcurrentDeclarativeSource,
+)
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.concurrent.partition_enqueuer import PartitionEnqueuer
 from airbyte_cdk.sources.streams.concurrent.partition_reader import PartitionReader
@@ -34,11 +37,12 @@ from urllib3.connection import HTTPConnection
 
 from source_customers.masking import masked
 from source_customers.runtime.deadline import install_deadline
-from source_customers.runtime.progress import (
+from source_customers.runtime.failures import (
     install_failures_reported_once,
-    install_progress,
-    install_retry_log,
+    install_no_traceback_for_given_up_requests,
+    install_plain_check,
 )
+from source_customers.runtime.progress import install_progress, install_retry_log
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,16 @@ FEATURES: tuple[Feature, ...] = (
          TouchPoint(concurrent_read_processor, "generate_failed_streams_error_message",
                     ("stream_failures",))),
         install_failures_reported_once,
+    ),
+    Feature(
+        "plain check messages (a failed check's cause comes after the CDK's words)",
+        (TouchPoint(ConcurrentDeclarativeSource, "check", ("self", "logger", "config")),),
+        install_plain_check,
+    ),
+    Feature(
+        "no traceback in the log line of a request given up after its retries",
+        (TouchPoint(AirbyteLogFormatter, "format", ("self", "record")),),
+        install_no_traceback_for_given_up_requests,
     ),
     Feature(
         "the cause in each retry's log line (the CDK's reads 'Rate limit exceeded' whatever "

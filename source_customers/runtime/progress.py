@@ -1,10 +1,9 @@
 """What a read is doing, told while it runs and once per stream at its end: progress LOG
-lines, ESTIMATE traces, a summary per stream, each retry's cause in its log line, and each
-failure reported once.
+lines, ESTIMATE traces, a summary per stream, and each retry's cause in its log line.
 
 The counts are kept by hooks into the CDK's concurrent read (`install_progress`,
-`install_failures_reported_once`, `install_retry_log`), which `runtime/hooks.py` installs
-only after checking every internal they touch.
+`install_retry_log`), which `runtime/hooks.py` installs only after checking every internal
+they touch.
 """
 
 # No `from __future__ import annotations`: bundled into the platform's components file
@@ -27,11 +26,9 @@ from airbyte_cdk.models import (
     AirbyteTraceMessage,
     EstimateType,
     Level,
-    StreamDescriptor,
     TraceType,
     Type,
 )
-from airbyte_cdk.sources.concurrent_source import concurrent_read_processor
 from airbyte_cdk.sources.concurrent_source.concurrent_read_processor import (
     ConcurrentReadProcessor,
 )
@@ -42,7 +39,6 @@ from airbyte_cdk.sources.declarative.partition_routers.partition_router import P
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.concurrent.partition_enqueuer import PartitionEnqueuer
 from airbyte_cdk.sources.streams.concurrent.partition_reader import PartitionReader
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 # --- progress: what a read is doing, while it runs and once per stream at its end ---
 
@@ -290,15 +286,6 @@ def _routed(stream: Any) -> bool:
     return isinstance(router, PartitionRouter) and type(router) is not ListPartitionRouter
 
 
-def failed_streams_message(stream_failures: Mapping[str, list[Exception]]) -> str:
-    """The closing error of a failed sync: the streams, not their errors again (each was
-    reported as its stream failed)."""
-    return (
-        "During the sync, the following streams did not sync successfully: "
-        f"{', '.join(stream_failures)}. Each stream's error is reported above."
-    )
-
-
 @contextlib.contextmanager
 def _bookkeeping() -> Iterator[None]:
     """Where the hooks count: a count that fails (an internal the checks could not see has
@@ -435,37 +422,6 @@ def install_progress() -> None:
     PartitionEnqueuer.generate_partitions = generate  # type: ignore[method-assign,assignment]
     PartitionReader.process_partition = read  # type: ignore[method-assign,assignment]
     APIBudget._do_acquire = acquire  # type: ignore[method-assign,assignment]
-
-
-def install_failures_reported_once() -> None:
-    """A failed sync says each cause once: the same error from another partition or stream
-    is counted, not repeated; an error the connector raised on purpose is reported by its
-    ERROR trace alone (the CDK would log it again with a traceback); the closing error names
-    the streams that failed, not their errors again."""
-    processor = ConcurrentReadProcessor
-    if processor.__dict__.get("_source_customers_failures") is not None:
-        return
-    processor._source_customers_failures = True  # type: ignore[attr-defined]
-    cdk_on_exception = processor.on_exception
-
-    def on_exception(self: ConcurrentReadProcessor, exception: Any) -> Iterator[AirbyteMessage]:
-        error = exception.exception
-        message = str(getattr(error, "message", None) or error)
-        seen: set[str] = self.__dict__.setdefault("_source_customers_errors", set())
-        if message in seen:
-            self._flag_exception(exception.stream_name, error)
-            return
-        seen.add(message)
-        if not isinstance(error, AirbyteTracedException):
-            yield from cdk_on_exception(self, exception)  # a bug keeps the CDK's traceback
-            return
-        self._flag_exception(exception.stream_name, error)
-        yield error.as_airbyte_message(
-            stream_descriptor=StreamDescriptor(name=exception.stream_name))
-
-    on_exception.__wrapped__ = cdk_on_exception  # type: ignore[attr-defined]
-    processor.on_exception = on_exception  # type: ignore[method-assign]
-    concurrent_read_processor.generate_failed_streams_error_message = failed_streams_message
 
 
 def install_retry_log() -> None:
