@@ -344,7 +344,10 @@ def backoff_statement() -> str:
     assert policies["malomo"] == loke, "LOKE and Malomo are stated together"
     assert capillary[0] == loke[0], "one number of tries is stated for all but Okendo"
     assert okendo[1][:len(loke[1])] == loke[1], "Okendo's waits are stated as LOKE's, continued"
-    okendo_check = retry_policy("okendo", {"connection_check": True})
+    checks = {vendor: retry_policy(vendor, {"connection_check": True}) for vendor in policies}
+    check, capillary_check = checks["loke"], checks["capillary"]
+    assert checks["malomo"] == checks["okendo"] == check, "LOKE, Malomo and Okendo's checks"
+    assert capillary_check[0] == check[0], "one number of tries is stated for every check"
     minutes = int(DefaultErrorHandler.max_time) // 60
     okendo_more = okendo[1][len(loke[1]):]
     return (
@@ -354,8 +357,9 @@ def backoff_statement() -> str:
         f"Okendo's go on with {_listed(okendo_more)} s, so it tries {len(okendo[1]) + 1} times), "
         f"then the sync fails with the last error: an API that is down fails a sync after "
         f"about {round(loke[2] / 60)} minutes (Capillary {round(capillary[2] / 60)}, Okendo "
-        f"{round(okendo[2] / 60)}), not at once. Okendo's `check` tries {okendo_check[0]} "
-        f"times, about {okendo_check[2]} s, since someone is waiting on it."
+        f"{round(okendo[2] / 60)}), not at once. A `check` tries {check[0]} times, about "
+        f"{check[2]} s (Capillary {capillary_check[2]} s), since someone is waiting on it, and "
+        "does not retry a host it cannot reach at all."
     )
 
 

@@ -1092,7 +1092,7 @@ def _exception_resolution(error: Exception | None, checking: bool = False) -> Er
         return ErrorResolution(
             response_action=ResponseAction.FAIL if checking else ResponseAction.RETRY,
             failure_type=FailureType.config_error if checking else FailureType.transient_error,
-            error_message=f"Could not connect to {_host(error)} ({why}): check base_url.",
+            error_message=f"Could not connect to {request_host(error)} ({why}): check base_url.",
         )
     if isinstance(error, requests.exceptions.Timeout):
         cause = "timed out"
@@ -1145,7 +1145,7 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _host(error: BaseException | None) -> str:
+def request_host(error: BaseException | None) -> str:
     """The host (and port, if not the scheme's own) a failed request went to: never its path
     or query, which can hold personal data."""
     request = getattr(error, "request", None)
@@ -1602,6 +1602,12 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 )
             except requests.RequestException as error:
                 problem = str(error)
+                why = unreachable(error)
+                if why is not None:
+                    problem = f"Could not connect to {request_host(error)} ({why}): check base_url."
+                    if self.config.get("connection_check"):  # someone is waiting: no retry
+                        raise AirbyteTracedException(
+                            message=problem, failure_type=FailureType.config_error) from None
                 time.sleep(2**attempt)
                 continue
             if response.status_code in _TOKEN_RETRY_STATUSES:
@@ -1658,6 +1664,8 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 internal_message=f"POST {url} answered HTTP {response.status_code}",
                 failure_type=FailureType.config_error,
             )
+        if problem.startswith("Could not connect to "):  # the same words as a check's
+            raise AirbyteTracedException(message=problem, failure_type=FailureType.config_error)
         raise AirbyteTracedException(
             message=(
                 f"Capillary's token endpoint kept failing ({problem}) after "

@@ -296,7 +296,7 @@ def _exception_resolution(error: Exception | None, checking: bool = False) -> Er
         return ErrorResolution(
             response_action=ResponseAction.FAIL if checking else ResponseAction.RETRY,
             failure_type=FailureType.config_error if checking else FailureType.transient_error,
-            error_message=f"Could not connect to {_host(error)} ({why}): check base_url.",
+            error_message=f"Could not connect to {request_host(error)} ({why}): check base_url.",
         )
     if isinstance(error, requests.exceptions.Timeout):
         cause = "timed out"
@@ -349,7 +349,7 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _host(error: BaseException | None) -> str:
+def request_host(error: BaseException | None) -> str:
     """The host (and port, if not the scheme's own) a failed request went to: never its path
     or query, which can hold personal data."""
     request = getattr(error, "request", None)

@@ -25,8 +25,10 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_customers.components.answers import (
     refuse_redirect_elsewhere,
+    request_host,
     retry_after_seconds,
     unexpected,
+    unreachable,
     value_at,
     vendor_errors,
 )
@@ -138,6 +140,12 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 )
             except requests.RequestException as error:
                 problem = str(error)
+                why = unreachable(error)
+                if why is not None:
+                    problem = f"Could not connect to {request_host(error)} ({why}): check base_url."
+                    if self.config.get("connection_check"):  # someone is waiting: no retry
+                        raise AirbyteTracedException(
+                            message=problem, failure_type=FailureType.config_error) from None
                 time.sleep(2**attempt)
                 continue
             if response.status_code in _TOKEN_RETRY_STATUSES:
@@ -194,6 +202,8 @@ class CapillaryTokenAuthenticator(DeclarativeAuthenticator):
                 internal_message=f"POST {url} answered HTTP {response.status_code}",
                 failure_type=FailureType.config_error,
             )
+        if problem.startswith("Could not connect to "):  # the same words as a check's
+            raise AirbyteTracedException(message=problem, failure_type=FailureType.config_error)
         raise AirbyteTracedException(
             message=(
                 f"Capillary's token endpoint kept failing ({problem}) after "
