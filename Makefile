@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test` (Python and make only).
 #
-# Every install comes from uv.lock, which pins every package for Python 3.10 to 3.13 with its
+# Every install comes from uv.lock, which pins every package for Python 3.11 to 3.13 with its
 # hashes (`make lock` regenerates it after pyproject.toml changes). uv, pinned below and
 # installed from PyPI into the virtualenv, only exports the lock; pip installs exactly those
 # pins (--require-hashes, --no-deps), then the package itself without resolving anything. The
@@ -9,24 +9,25 @@ UV_VERSION := 0.13.9
 PIP_VERSION := 26.3
 VENV := .venv
 BIN := $(VENV)/bin
-UV := $(BIN)/uv
+# uv lives apart from the project's packages: PyAirbyte (the demo extra) depends on another uv.
+UV := $(VENV)/tools/bin/uv
 LOCK := uv.lock
-TOOLS := $(VENV)/.tools-uv-$(UV_VERSION)-pip-$(PIP_VERSION)
+TOOLS := $(VENV)/tools/.uv-$(UV_VERSION)-pip-$(PIP_VERSION)
 INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.demo-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 SOURCES := pyproject.toml $(shell find source_customers manifests -type f -not -path '*/__pycache__/*')
 # The versions requires-python admits; `make test-pythons` runs the unit tests on each present.
-PYTHONS := 3.10 3.11 3.12 3.13
+PYTHONS := 3.11 3.12 3.13
 NEWEST := .venv-newest-cdk
-NEWEST_LOCK := $(NEWEST)/lock
+NEWEST_LOCK := $(VENV)/newest-cdk
 
 .PHONY: install test unit integration lint demo bench fuzz clean sandbox sandbox-start \
 	sandbox-stop examples lock test-newest-cdk test-pythons
 
-# The interpreter a new virtualenv is made with (scripts/python.sh): the first of 3.11, 3.12,
-# 3.10 (then 3.13, but not for the demo: PyAirbyte needs < 3.13) on this machine, or, when none
-# is, one line saying which Python to install. `make test PYTHON=python3.12` names one.
+# The interpreter a new virtualenv is made with (scripts/python.sh): the first of 3.11, 3.12
+# (then 3.13, but not for the demo: PyAirbyte needs < 3.13) on this machine, or, when none is,
+# one line saying which Python to install. `make test PYTHON=python3.12` names one.
 PYTHON ?=
 PURPOSE := $(if $(filter demo,$(MAKECMDGOALS)),demo,test)
 # $(call python,ARGS...): what `scripts/python.sh ARGS` prints, or make stops with that line.
@@ -36,10 +37,11 @@ python = $(eval _python := $(shell $(SHELL) scripts/python.sh $(1)))$(if \
 $(VENV)/pyvenv.cfg:
 	$(call python,pick $(PURPOSE) $(PYTHON)) -m venv $(VENV)
 
-# pip and uv at the versions above, on their own stamp.
+# pip and uv at the versions above, on their own stamp; uv in $(VENV)/tools.
 $(TOOLS): | $(VENV)/pyvenv.cfg
-	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION) uv==$(UV_VERSION)
-	rm -f $(VENV)/.tools-*
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	rm -rf $(VENV)/tools
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/tools uv==$(UV_VERSION)
 	touch $@
 
 # The lock's pins with their hashes, one file per install: requirements-dev.txt (the package's
@@ -106,31 +108,37 @@ bench: $(BENCH_INSTALLED)
 
 # The unit tests and the platform-runner tests under the newest airbyte-cdk 7.x that
 # pyproject.toml allows, in a virtualenv of its own: uv re-locks a copy of uv.lock with only the
-# CDK (and what it needs) moved to its newest allowed version. Run by CI after `make test`, so
-# the next CDK that breaks the connector is found here: the platform's runner takes a new CDK
-# without waiting for our lock. When it fails, fix the code or exclude that version in
-# pyproject.toml (as 7.23.7 is) and run make lock.
+# CDK (and what it needs) moved to its newest allowed version. When that is the locked version,
+# `make test` has tested it and nothing more runs (ALWAYS=1 runs it anyway). CI runs this after
+# `make test` and fails when it fails: the platform's runner takes a new CDK without waiting for
+# our lock. The way back to green: fix the code, or exclude that version in pyproject.toml (as
+# 7.23.7 is) and run make lock.
 $(NEWEST)/pyvenv.cfg:
 	$(call python,pick test $(PYTHON)) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
 
-test-newest-cdk: $(TOOLS) | $(NEWEST)/pyvenv.cfg
-	rm -rf $(NEWEST_LOCK) && mkdir -p $(NEWEST_LOCK) && cp pyproject.toml $(LOCK) README.md $(NEWEST_LOCK)/
+test-newest-cdk: $(TOOLS)
+	@rm -rf $(NEWEST_LOCK) && mkdir -p $(NEWEST_LOCK) && cp pyproject.toml $(LOCK) $(NEWEST_LOCK)/
 	$(UV) lock --quiet --project $(NEWEST_LOCK) --upgrade-package airbyte-cdk
 	$(UV) export --quiet --frozen --project $(NEWEST_LOCK) --no-emit-project --format requirements-txt \
 		--extra dev --output-file $(NEWEST_LOCK)/requirements-dev.txt
-	$(NEWEST)/bin/python -m pip install --quiet pip==$(PIP_VERSION)
-	$(NEWEST)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(NEWEST_LOCK)/requirements-dev.txt
-	$(call install_package,$(NEWEST))
 	@newest=$$(sed -n 's/^airbyte-cdk==\([^ ;]*\).*/\1/p' $(NEWEST_LOCK)/requirements-dev.txt); \
 	locked=$$(sed -n '/^name = "airbyte-cdk"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' $(LOCK)); \
-	echo "test-newest-cdk: airbyte-cdk $$newest, the newest 7.x pyproject.toml allows (uv.lock has $$locked)"; \
-	SOURCE_CUSTOMERS_LOCK=$(NEWEST_LOCK)/$(LOCK) $(NEWEST)/bin/pytest -p no:cacheprovider -q \
+	echo "test-newest-cdk: airbyte-cdk $$newest is the newest 7.x pyproject.toml allows; uv.lock has $$locked"; \
+	if [ "$$newest" = "$$locked" ] && [ -z "$(ALWAYS)" ]; then \
+		echo "test-newest-cdk: nothing newer than the lock to test (ALWAYS=1 tests it anyway)"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(NEWEST)/pyvenv.cfg \
+	&& $(NEWEST)/bin/python -m pip install --quiet --require-hashes --no-deps \
+		-r $(NEWEST_LOCK)/requirements-dev.txt \
+	&& $(call install_package,$(NEWEST)) \
+	&& echo "test-newest-cdk: $$($(NEWEST)/bin/python -m pip show airbyte-cdk | grep ^Version:)" \
+	&& SOURCE_CUSTOMERS_LOCK=$(NEWEST_LOCK)/$(LOCK) $(NEWEST)/bin/pytest -p no:cacheprovider -q \
 		unit_tests integration_tests/test_platform_runner.py \
-	|| { echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
-	     echo "!!! airbyte-cdk $$newest, the newest 7.x pyproject.toml allows, FAILS the tests above"; \
-	     echo "!!! (uv.lock has $$locked). The platform's runner may already run it: fix the code, or"; \
-	     echo "!!! exclude the version in pyproject.toml (as 7.23.7 is) and run make lock."; \
-	     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	|| { echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	     echo "!!! airbyte-cdk $$newest, the newest 7.x pyproject.toml allows, FAILS (uv.lock has $$locked)."; \
+	     echo "!!! The platform's runner may already run it. Fix the code, or exclude the version in"; \
+	     echo "!!! pyproject.toml (as 7.23.7 is: \"airbyte-cdk>=...,!=$$newest\") and run make lock."; \
+	     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
 	     exit 1; }
 
 # The unit tests on every Python requires-python admits that this machine has (PATH, pyenv's

@@ -19,9 +19,9 @@
 set -u
 
 # Supported versions, in order of preference. The package's own range, requires-python in
-# pyproject.toml, is these four (unit_tests/test_lock.py checks that they agree).
-TEST_VERSIONS="3.11 3.12 3.10 3.13"
-DEMO_VERSIONS="3.11 3.12 3.10"
+# pyproject.toml, is these three (unit_tests/test_lock.py checks that they agree).
+TEST_VERSIONS="3.11 3.12 3.13"
+DEMO_VERSIONS="3.11 3.12"
 
 # One interpreter's "MAJOR.MINOR VENV PATH", VENV being yes when it can make a virtualenv.
 describe() {
@@ -74,7 +74,7 @@ seen() {
     info=$(describe python3) && echo "python3 is ${info%% *}" || echo "no python3 runs"
 }
 
-# "3.11 3.12 3.10" as "3.11, 3.12 or 3.10".
+# "3.11 3.12 3.13" as "3.11, 3.12 or 3.13".
 listed() {
     set -- $1
     out=$1

@@ -31,16 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 LOCK = Path(os.environ.get("SOURCE_CUSTOMERS_LOCK") or REPOSITORY / "uv.lock")
@@ -78,7 +74,7 @@ def declared() -> dict[str, list[Requirement]]:
 
 
 def python_environment(minor: str, extra: str = "") -> dict[str, str]:
-    environment: dict[str, str] = dict(default_environment())
+    environment = {key: str(value) for key, value in default_environment().items()}
     environment.update(python_version=minor, python_full_version=f"{minor}.0", extra=extra)
     return environment
 
@@ -159,7 +155,7 @@ def test_the_setuptools_the_builds_use_is_a_locked_runtime_package() -> None:
 def closure(extras: tuple[str, ...], minor: str | None = None) -> dict[str, str]:
     """{package: version} the lock installs for the project with `extras`, on this Python
     (or on Python `minor`), following each dependency's marker."""
-    environment: dict[str, str] = dict(default_environment())
+    environment = {key: str(value) for key, value in default_environment().items()}
     if minor:
         environment = python_environment(minor)
     environment["extra"] = ""
@@ -266,7 +262,9 @@ def option(command: list[str], name: str) -> str:
 
 
 def makefile_variable(name: str) -> str:
-    (value,) = re.findall(rf"^{name} := (\S+)$", (REPOSITORY / "Makefile").read_text(), re.M)
+    values: list[str] = re.findall(rf"^{name} := (\S+)$", (REPOSITORY / "Makefile").read_text(),
+                                   re.M)
+    (value,) = values
     return value
 
 
@@ -281,8 +279,8 @@ def test_image_installs_the_runtime_pins_of_the_lock_with_their_hashes() -> None
     assert option(from_lock, "-r") == requirements
     assert "--require-hashes" in from_lock and "--no-deps" in from_lock
     # uv reads pyproject.toml and uv.lock: both are in the image before the export runs.
-    position = [i for i, (k, a) in enumerate(docker_instructions())
-                if k == "RUN" and "export" in a][0]
+    position = next(i for i, (k, a) in enumerate(docker_instructions())
+                    if k == "RUN" and "export" in a)
     copied = [a.split()[:-1] for k, a in docker_instructions()[:position] if k == "COPY"]
     assert {"pyproject.toml", "uv.lock"} <= {name for names in copied for name in names}
 
@@ -303,10 +301,10 @@ def test_image_makefile_and_pyproject_use_one_uv() -> None:
 
 def test_image_export_yields_the_runtime_closure(tmp_path: Path) -> None:
     """The Dockerfile's own `uv export`, run on what the image holds at that point (offline,
-    with the uv `make` installed beside this Python): the runtime packages, hashed."""
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    with the uv `make` installs in the virtualenv's tools/): the runtime packages, hashed."""
+    uv = shutil.which("uv", path=str(Path(sys.prefix) / "tools" / "bin"))
     if uv is None:
-        pytest.skip("no uv beside this Python (`make install` puts it in .venv)")
+        pytest.skip("no uv in this virtualenv's tools/ (`make install` puts it in .venv)")
     if LOCK != REPOSITORY / "uv.lock":
         pytest.skip("checked against the repository's uv.lock")
     for name in ("pyproject.toml", "uv.lock"):
@@ -348,7 +346,8 @@ def test_a_changed_lock_or_pyproject_reinstalls(tmp_path: Path) -> None:
     (or pyproject.toml) is newer, it exports the lock again and re-installs from it."""
     venv = tmp_path / "venv"
     venv.mkdir()
-    tools = f".tools-uv-{makefile_variable('UV_VERSION')}-pip-{makefile_variable('PIP_VERSION')}"
+    (venv / "tools").mkdir()
+    tools = f"tools/.uv-{makefile_variable('UV_VERSION')}-pip-{makefile_variable('PIP_VERSION')}"
     future = time.time() + 3600
     for name in ("pyvenv.cfg", tools, "requirements-dev.txt", ".installed"):
         (venv / name).touch()
@@ -408,7 +407,7 @@ def test_only_python_3_13_the_demo_says_in_one_line_which_python_to_install(
     assert result.returncode == 1
     assert result.stderr == ""
     (line,) = result.stdout.splitlines()
-    assert line.startswith("make demo needs Python 3.11, 3.12 or 3.10"), line
+    assert line.startswith("make demo needs Python 3.11 or 3.12"), line
     assert "PyAirbyte needs Python < 3.13" in line and "python3 is 3.13" in line
     assert "install Python 3.11" in line
 
@@ -424,7 +423,7 @@ def test_too_old_a_python_says_which_to_install(tmp_path: Path) -> None:
     result = pick(tmp_path, "pick", "test")
     assert result.returncode == 1
     (line,) = result.stdout.splitlines()
-    assert "make test needs Python 3.11, 3.12, 3.10 or 3.13" in line
+    assert "make test needs Python 3.11, 3.12 or 3.13" in line
     assert "python3 is 3.9" in line and "install Python 3.11" in line
 
 
@@ -468,5 +467,5 @@ def test_make_demo_with_only_python_3_13_stops_with_one_line(tmp_path: Path) -> 
     assert result.returncode != 0
     lines = (result.stdout + result.stderr).splitlines()
     assert len(lines) == 1, lines
-    assert "make demo needs Python 3.11, 3.12 or 3.10" in lines[0]
+    assert "make demo needs Python 3.11 or 3.12" in lines[0]
     assert not (tmp_path / "venv").exists()
