@@ -35,7 +35,9 @@ MANIFEST_DIR = _manifest_dir()
 
 def _shipped() -> tuple[str, ...]:
     names = (p.name for p in MANIFEST_DIR.iterdir())
-    return tuple(sorted(n.removesuffix(".yaml") for n in names if n.endswith(".yaml")))
+    # A vendor's reads; `<vendor>.writes.yaml` beside it declares the destination's writes.
+    return tuple(sorted(n.removesuffix(".yaml") for n in names
+                        if n.endswith(".yaml") and not n.endswith(".writes.yaml")))
 
 
 VENDORS: tuple[str, ...] = _shipped()
@@ -115,8 +117,9 @@ def combined_connection_specification() -> dict[str, Any]:
     }
 
 
-def config_problem(vendor: str, config: Any) -> str | None:
-    """Why `config` does not fit the vendor's spec, naming the field at fault; None if it fits.
+def config_problem(vendor: str, config: Any, spec: dict[str, Any] | None = None) -> str | None:
+    """Why `config` does not fit the vendor's spec (its source's, unless `spec` is given),
+    naming the field at fault; None if it fits.
 
     The CDK's own message is jsonschema's, which names a missing field but not a field of
     the wrong type or form ("123 is not of type 'string'"), and for a choice of
@@ -127,7 +130,7 @@ def config_problem(vendor: str, config: Any) -> str | None:
 
     from source_customers.masking import mask
 
-    spec = load_manifest(vendor)["spec"]["connection_specification"]
+    spec = spec or load_manifest(vendor)["spec"]["connection_specification"]
     errors = list(Draft7Validator(spec).iter_errors(config))
     if not errors:
         return None

@@ -1,0 +1,191 @@
+"""Requests to a vendor, as its source manifest says to make them (authenticator, base_url,
+headers, rate-limit budget), with the answers sorted as its writes manifest says: done, the
+record refused, try again, or the whole sync cannot go on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
+from airbyte_cdk.sources.declarative.models import declarative_component_schema as schema
+from airbyte_cdk.sources.declarative.parsers.manifest_component_transformer import (
+    ManifestComponentTransformer,
+)
+from airbyte_cdk.sources.declarative.parsers.manifest_reference_resolver import (
+    ManifestReferenceResolver,
+)
+from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
+    ModelToComponentFactory,
+)
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_customers.components.answers import (
+    NOT_JSON,
+    _json_body,
+    request_host,
+    retry_after_seconds,
+    unreachable,
+    value_at,
+)
+from source_customers.destination.objects import Endpoint, Writes, body, fill
+from source_customers.vendors import load_manifest
+
+MAX_TRIES = 7  # as the source's requests: 6 retries
+CHECK_TRIES = 3  # someone is waiting on a check
+TIMEOUT = (10.0, 60.0)  # connect, read: the source's requester's
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    codes: list[int] = field(default_factory=list)  # the vendor's error codes in the body
+    message: str = ""
+    lost: bool = False  # sent, maybe applied, and no answer came
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300 and not self.codes
+
+
+def _component(factory: ModelToComponentFactory, definition: Mapping[str, Any],
+               config: Mapping[str, Any]) -> Any:
+    return factory.create_component(model_type=getattr(schema, definition["type"]),
+                                    component_definition=definition, config=config)
+
+
+class VendorHttp:
+    """One vendor's requests for one sync, shared by the writing threads."""
+
+    def __init__(self, writes: Writes, config: Mapping[str, Any], checking: bool = False) -> None:
+        self.writes = writes
+        self.config = {**writes.defaults, **{k: v for k, v in config.items() if v is not None}}
+        self.tries = CHECK_TRIES if checking else MAX_TRIES
+        self.checking = checking
+        manifest = ManifestReferenceResolver().preprocess_manifest(load_manifest(writes.key))
+        manifest = ManifestComponentTransformer().propagate_types_and_parameters("", manifest, {})
+        factory = ModelToComponentFactory()
+        definitions = manifest["definitions"]
+        self.authenticator = _component(factory, definitions["authenticator"], self.config)
+        self.base_url = str(InterpolatedString.create(
+            definitions["base_url"], parameters={}).eval(self.config)).rstrip("/")
+        headers = (definitions.get("requester") or {}).get("request_headers") or {}
+        self.headers = {"Accept": "application/json", **{k: str(v) for k, v in headers.items()}}
+        budget = manifest.get("api_budget")
+        self.budget = _component(factory, budget, self.config) if budget else None
+        self.session = requests.Session()
+
+    def values(self, record: Mapping[str, Any], key: str = "", value: Any = None
+               ) -> dict[str, Any]:
+        return {**self.config, **record, "$key": key, "$value": value}
+
+    def send(self, endpoint: Endpoint, values: Mapping[str, Any],
+             record: Mapping[str, Any] | None = None, idempotent: bool = True) -> Answer:
+        """The vendor's answer to one request, retried as its manifest says. A request that
+        may have been applied without an answer (a create) is not sent again here: its
+        answer is `lost`, and the caller looks before it asks again."""
+        url = self.base_url + fill(endpoint.path, values)
+        query = {k: fill(v, values) for k, v in endpoint.query.items()}
+        query = {k: v for k, v in query.items() if v != ""}
+        payload = body(endpoint.body, record or {}, values) if endpoint.body is not None else None
+        problem, asked = "", None
+        for attempt in range(self.tries):
+            if attempt:
+                time.sleep(self._wait(attempt, asked))
+            request = requests.Request(endpoint.method, url, params=query, json=payload,
+                                       headers=self.headers)
+            prepared = self.session.prepare_request(request)
+            prepared = self.authenticator(prepared)
+            if self.budget is not None:
+                self.budget.acquire_call(prepared)
+            try:
+                response = self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
+            except requests.RequestException as error:
+                why = unreachable(error)
+                if why is not None:
+                    problem = f"Could not connect to {request_host(error)} ({why}): check base_url."
+                    if self.checking:
+                        raise _failed(problem, FailureType.config_error) from None
+                    continue
+                if not idempotent:
+                    return Answer(0, None, lost=True)
+                problem = (f"{self.writes.vendor} gave no answer to {endpoint.method} "
+                           f"{endpoint.path} ({type(error).__name__})")
+                continue
+            answer = self._answer(response)
+            if response.status_code in self.writes.answers.fail_statuses or \
+                    set(answer.codes) & self.writes.answers.fail_codes:
+                raise _failed(self._refusal(endpoint, answer), FailureType.config_error)
+            if response.status_code in self.writes.answers.retry_statuses or \
+                    set(answer.codes) & self.writes.answers.retry_codes:
+                problem = self._refusal(endpoint, answer)
+                asked = retry_after_seconds(response.headers.get("Retry-After"))
+                continue
+            if response.is_redirect:
+                raise _failed(f"{self.writes.vendor} redirected {endpoint.method} "
+                              f"{endpoint.path} (HTTP {response.status_code}); not followed, "
+                              "as a write must not be sent elsewhere: check base_url.",
+                              FailureType.config_error)
+            return answer
+        if problem.startswith("Could not connect to "):
+            raise _failed(problem, FailureType.config_error)
+        raise _failed(f"{problem}, {self.tries} times: the sync stopped; try again later.",
+                      FailureType.transient_error)
+
+    def _wait(self, attempt: int, asked: float | None) -> float:
+        """Seconds before the next attempt: as `Retry-After` asked, else 2, 4, 8 ... s
+        (at most a minute), jittered so that the workers do not retry in step."""
+        if asked is not None:
+            if asked >= 300:
+                raise _failed(f"{self.writes.vendor} asked to wait {asked:.0f} s before "
+                              "retrying: stopped the sync rather than hold it. Try again later.",
+                              FailureType.transient_error)
+            return asked
+        return min(60.0, 2.0 ** attempt) * (0.5 + random.random() / 2)
+
+    def _answer(self, response: requests.Response) -> Answer:
+        parsed = _json_body(response)
+        document = None if parsed is NOT_JSON else parsed
+        codes = []
+        errors = value_at(document, self.writes.answers.error_codes_path) \
+            if self.writes.answers.error_codes_path else None
+        for item in errors if isinstance(errors, list) else []:
+            try:
+                codes.append(int(item.get("code")))
+            except (AttributeError, TypeError, ValueError):
+                continue
+        return Answer(response.status_code, document, codes, self._message(document))
+
+    def _message(self, document: Any) -> str:
+        for path in self.writes.answers.message_paths:
+            found = value_at(document, path)
+            if isinstance(found, str) and found:
+                text = found
+                break
+            if isinstance(found, list):  # Capillary's [{code, message}]
+                text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in found
+                                 if isinstance(e, Mapping))
+                if text:
+                    break
+        else:
+            text = ""
+        reference = value_at(document, self.writes.answers.reference_path) \
+            if self.writes.answers.reference_path else None
+        if reference:
+            text += f" ({self.writes.vendor} request_id: {reference})"
+        return text[:300]
+
+    def _refusal(self, endpoint: Endpoint, answer: Answer) -> str:
+        return (f"{self.writes.vendor} answered {endpoint.method} {endpoint.path} with HTTP "
+                f"{answer.status}: {answer.message or 'no explanation given'}")
+
+
+def _failed(message: str, failure: FailureType) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=failure)

@@ -1,0 +1,255 @@
+"""`write`: records from stdin applied to the vendor, in parallel, each ending written or
+rejected; each STATE echoed once every record before it has ended.
+
+Records are dealt to `num_workers` threads by their matching key, so that records with one
+key are applied by one thread, in input order. The main thread reads stdin, deals, and
+writes every message out (one writer: lines never interleave). A record is in the epoch of
+the next STATE; a STATE is echoed once its epoch and every one before it are done, with
+`destinationStats` counting its epoch's records and rejected records. Input is read no
+faster than it is applied (each worker's queue is bounded): memory stays flat however many
+rows come.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_customers.destination.apply import Applier, Outcome
+from source_customers.destination.rejected import RejectedRecords
+from source_customers.masking import mask
+from source_customers.runtime.progress import counted, duration, progress_seconds
+
+QUEUED_PER_WORKER = 64
+LOGGED_PER_CAUSE = 5  # rejections logged one by one per cause; the rest are counted
+WRITTEN = ("created", "updated", "deleted")
+
+
+@dataclass
+class StreamWrite:
+    name: str
+    applier: Applier
+    records: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self, dry_run: bool, done: bool) -> str:
+        verb = "would be " if dry_run else ""
+        parts = [f"{self.kinds[k]:,} {verb}{k}" for k in (*WRITTEN, "unchanged")
+                 if self.kinds[k]]
+        if self.kinds["rejected"]:
+            parts.append(f"{self.kinds['rejected']:,} {verb}rejected ({counted(self.reasons)})")
+        took = duration(time.monotonic() - self.started)
+        state = f"done in {took}" if done else f"running for {took}"
+        return (f"Stream '{self.name}' {state}: {self.records:,} records"
+                + (f": {', '.join(parts)}" if parts else "") + ".")
+
+
+@dataclass
+class _Epoch:
+    outstanding: int = 0
+    records: int = 0
+    rejected: int = 0
+    state: dict[str, Any] | None = None  # the STATE that closes it, once read
+
+
+class BadInput(Exception):
+    pass
+
+
+class Writer:
+    def __init__(self, streams: Mapping[str, StreamWrite], workers: int,
+                 rejected: RejectedRecords, emit: Callable[[dict[str, Any]], None],
+                 dry_run: bool) -> None:
+        self.streams, self.rejected, self.emit = streams, rejected, emit
+        self.dry_run = dry_run
+        self.queues: list[queue.Queue[Any]] = [queue.Queue(QUEUED_PER_WORKER)
+                                               for _ in range(max(1, workers))]
+        self.results: queue.Queue[Any] = queue.Queue()
+        self.epochs: list[_Epoch] = [_Epoch()]
+        self.echoed = 0  # epochs whose STATE is echoed (or that have none yet)
+        self.failure: BaseException | None = None
+        self.stop = threading.Event()
+        self.logged: Counter[tuple[str, str]] = Counter()
+        self._dealt = 0
+        self._told = time.monotonic()
+        self._interval = progress_seconds()
+
+    # --- workers ---------------------------------------------------------------------------
+    def _work(self, inbox: queue.Queue[Any]) -> None:
+        while True:
+            item = inbox.get()
+            if item is None:
+                return
+            epoch, stream, record = item
+            if self.stop.is_set():
+                self.results.put((epoch, stream, record, None))
+                continue
+            try:
+                outcome = stream.applier.apply(record)
+            except BaseException as error:  # the sync's, not the record's: handed over
+                self.stop.set()
+                self.results.put((epoch, stream, record, error))
+                continue
+            self.results.put((epoch, stream, record, outcome))
+
+    # --- main thread -----------------------------------------------------------------------
+    def run(self, lines: Iterable[bytes]) -> None:
+        threads = [threading.Thread(target=self._work, args=(q,), name=f"writer-{n}", daemon=True)
+                   for n, q in enumerate(self.queues)]
+        for thread in threads:
+            thread.start()
+        bad: BadInput | None = None
+        try:
+            for number, line in enumerate(lines, 1):
+                if self.stop.is_set():
+                    break
+                if line.strip():
+                    self._take(number, line)
+                self._collect(block=False)
+        except BadInput as error:
+            bad = error
+        finally:
+            for inbox in self.queues:
+                inbox.put(None)
+            while any(t.is_alive() for t in threads) or not self.results.empty():
+                self._collect(block=True, timeout=0.2)
+            self._collect(block=False)
+        if self.failure is not None:
+            raise self.failure
+        if bad is not None:
+            raise bad
+
+    def _take(self, number: int, line: bytes) -> None:
+        try:
+            message = orjson.loads(line)
+            kind = message["type"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise BadInput(f"Line {number} of the input is not an Airbyte message; the records "
+                           "before it were written or rejected.") from None
+        if kind == "RECORD":
+            record = message.get("record") or {}
+            stream = self.streams.get(str(record.get("stream")))
+            if stream is None:
+                raise BadInput(f"Line {number} is a record of stream "
+                               f"'{record.get('stream')}', which the catalog does not "
+                               "configure.")
+            data = record.get("data")
+            if not isinstance(data, dict):
+                raise BadInput(f"Line {number} is a record whose data is not an object.")
+            self._deal(stream, data)
+        elif kind == "STATE":
+            self.epochs[-1].state = message.get("state")
+            self.epochs.append(_Epoch())
+            self._echo()
+
+    def _deal(self, stream: StreamWrite, data: dict[str, Any]) -> None:
+        key = stream.applier.key_of(data)
+        if key is None:
+            index = self._dealt % len(self.queues)
+        else:
+            index = hash((stream.name, key)) % len(self.queues)
+        self._dealt += 1
+        epoch = len(self.epochs) - 1
+        self.epochs[epoch].outstanding += 1
+        stream.records += 1
+        item = (epoch, stream, data)
+        while True:
+            try:
+                self.queues[index].put(item, timeout=0.2)
+                return
+            except queue.Full:
+                self._collect(block=False)
+
+    def _collect(self, block: bool, timeout: float = 0.0) -> None:
+        while True:
+            try:
+                epoch, stream, record, outcome = self.results.get(block=block, timeout=timeout) \
+                    if block else self.results.get_nowait()
+            except queue.Empty:
+                break
+            block = False
+            self._ended(epoch, stream, record, outcome)
+        self._echo()
+        self._tell()
+
+    def _ended(self, epoch: int, stream: StreamWrite, record: dict[str, Any],
+               outcome: Outcome | BaseException | None) -> None:
+        if isinstance(outcome, BaseException):
+            if self.failure is None:
+                self.failure = outcome
+            return
+        if outcome is None:  # not applied: the sync failed first
+            return
+        stream.kinds[outcome.kind] += 1
+        self.epochs[epoch].outstanding -= 1
+        self.epochs[epoch].records += 1
+        if outcome.kind == "rejected":
+            stream.reasons[outcome.reason] += 1
+            self.epochs[epoch].rejected += 1
+            if not self.dry_run:
+                self.rejected.add(stream.name, record, outcome)
+            self._log_rejection(stream, record, outcome)
+
+    def _log_rejection(self, stream: StreamWrite, record: dict[str, Any],
+                       outcome: Outcome) -> None:
+        self.logged[(stream.name, outcome.reason)] += 1
+        if self.logged[(stream.name, outcome.reason)] > LOGGED_PER_CAUSE:
+            return
+        key = stream.applier.key
+        which = ", ".join(f"{k} {mask(str(record.get(k)))}" for k in key if record.get(k))
+        text = outcome.message
+        for value in record.values():  # the vendor may quote the record's own values
+            if isinstance(value, str) and len(value) >= 5:
+                text = text.replace(value, mask(value))
+        verb = "Would reject" if self.dry_run else "Rejected"
+        self.emit(_log("WARN", f"{verb} a record of '{stream.name}'"
+                               f"{f' ({which})' if which else ''}: {outcome.reason}"
+                               f"{f' ({text})' if text else ''}."))
+
+    def _echo(self) -> None:
+        """Echoes, in order, each STATE whose records have all ended."""
+        while self.echoed < len(self.epochs) - 1:
+            epoch = self.epochs[self.echoed]
+            if epoch.outstanding or epoch.state is None:
+                return
+            stats = {"recordCount": float(epoch.records),
+                     "rejectedRecordCount": float(epoch.rejected)}
+            self.emit({"type": "STATE", "state": {**epoch.state, "destinationStats": stats}})
+            epoch.state = None
+            self.echoed += 1
+
+    def _tell(self) -> None:
+        now = time.monotonic()
+        if now - self._told < self._interval:
+            return
+        self._told = now
+        for stream in self.streams.values():
+            if stream.records:
+                self.emit(_log("INFO", stream.line(self.dry_run, done=False)))
+
+    def summary(self) -> None:
+        for stream in self.streams.values():
+            self.emit(_log("INFO", stream.line(self.dry_run, done=True)))
+        if self.rejected.stored:
+            self.emit(_log("INFO", f"{self.rejected.stored:,} rejected records stored in "
+                                   f"{self.rejected.where()}."))
+
+
+def _log(level: str, text: str) -> dict[str, Any]:
+    return {"type": "LOG", "log": {"level": level, "message": text}}
+
+
+def failure_message(error: BaseException) -> str:
+    if isinstance(error, AirbyteTracedException):
+        return error.message or str(error)
+    return f"{type(error).__name__}: {error}"
