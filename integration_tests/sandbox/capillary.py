@@ -10,10 +10,37 @@ given identifiers") comes with 200 and with 400 here in turn. 403 means API v2 i
 for the till; 461 (search busy) and 521 (concurrent action on the customer) ask for a retry;
 429 answers a key over its per-minute budget (no Retry-After: it is undocumented).
 `PUT /v2/customers/lookup` updates the customer an identifier finds (docs/capillary.md,
-"Writing back").
+"Writing back") and `POST /v2/customers` adds one (/work/shared/vendor-docs/writing-back.md).
 
-Codes other than 8015 are undocumented; where an error needs one, the sandbox uses 8003 and
-says so in the message.
+Writes answer with request-level and item-level codes, as the docs describe: HTTP 200
+("success") or HTTP 201 ("one or more requests have failed"; `write_error_statuses` cycles
+through other statuses for tests that want them) and one item,
+`{"createdId", "entity", "success", "warnings": [], "errors": [{"status": false, "code",
+"message"}]}` (`createdId` and `entity`: the customer's id, null when the item failed).
+Item codes: 8003 invalid source (or a multi-account source without accountId), 8013 invalid
+identifier (a type Capillary does not list, an empty value, a mobile that is not 8-15 digits,
+an email that is not local@domain.tld), 8015 customer not found, and 8012, a sandbox code
+(the docs give none), for an identifier another customer holds on the same source account:
+identifiers are unique per source account, and the add "cannot update an existing one".
+A body that is not a JSON object is a request-level 400 `{"errors": [{... "code": 400}]}`.
+- `POST /v2/customers` (body `profiles[{firstName, lastName, source?, accountId?,
+  identifiers[{type, value}], fields, commChannels}]`, `extendedFields`,
+  `loyaltyInfo{loyaltyType}`; `source`/`accountId` also taken from the query string,
+  INSTORE by default) adds a customer the lookup then finds; its id is `createdId`.
+- `PUT /v2/customers/lookup?source=&identifierName=&identifierValue=&accountId=` updates the
+  customer found (8015 as an item error when none); `profiles[].identifiers` are added to
+  the profile of the query's source.
+- Adding an identifier (either way) that another customer holds under another source or
+  account MERGES the two customers, as documented: the customer written to survives, the
+  other's profiles move to it and it disappears (for an add, the new profile joins the
+  existing customer, whose id is answered, with a warning). Each merge is recorded in
+  `merges` ({"survivor", "victim" (None for an add), "identifier", "via"}), so tests can
+  assert a destination never causes one.
+Bookkeeping for tests: `added` (new customer ids), `updates` (ids of customers updated, one
+per successful PUT), `merges`, `item_errors` ((method, code) of every failed item).
+
+Codes other than those above are undocumented; where an error needs one, the sandbox uses
+8003 and says so in the message.
 """
 
 from __future__ import annotations
@@ -21,9 +48,11 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import re
 import secrets
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from integration_tests.sandbox import seed
@@ -40,6 +69,14 @@ IDENTIFIER_NAMES = ("mobile", "email", "externalId", "cardnumber", "wechat", "ma
 SOURCES = ("INSTORE", "ECOMMERCE", "MARTJACK", "WECHAT", "ALL")
 NOT_FOUND = {"status": False, "code": 8015,
              "message": "Customer not found for the given identifiers"}
+# What writes may add (the update page's list); a lookup takes only IDENTIFIER_NAMES.
+WRITABLE_IDENTIFIERS = ("mobile", "email", "externalId", "wechat", "martjackId", "fbId",
+                        "tmall_uname", "cuid", "ali_uname", "jd_uname", "vip_uname", "line")
+WRITE_SOURCES = tuple(s for s in SOURCES if s != "ALL")
+INVALID_SOURCE, ALREADY_HELD, INVALID_IDENTIFIER, NOT_FOUND_CODE = 8003, 8012, 8013, 8015
+MOBILE = re.compile(r"^[0-9]{8,15}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 def md5(text: str) -> str:
@@ -92,7 +129,8 @@ class Api(VendorApi):
     def __init__(self, customers: int = 200, token_ttl: int = 3600,
                  not_found_statuses: tuple[int, ...] = (200, 400),
                  token_error_status: int = 401, per_window: int = 0,
-                 rate_window: float = 60.0) -> None:
+                 rate_window: float = 60.0,
+                 write_error_statuses: tuple[int, ...] = (201,)) -> None:
         super().__init__()
         self.token_ttl = token_ttl
         self.not_found_statuses = not_found_statuses
@@ -110,9 +148,19 @@ class Api(VendorApi):
         # and dropped when an update adds identifiers. A 2,000-identifier bench looks up
         # 2,000 times: without it, each lookup scans every customer.
         self._holders: dict[tuple[str, str], list[dict[str, Any]]] | None = None
+        # What writes did, for tests that assert the vendor's end state.
+        self.write_error_statuses = write_error_statuses
+        self.added: list[int] = []  # ids of customers POST /v2/customers created
+        self.updates: list[int] = []  # id of the customer each successful PUT updated
+        self.merges: list[dict[str, Any]] = []
+        self.item_errors: list[tuple[str, int]] = []  # (method, code) of each failed item
+        self._failed_items = 0
+        self._next_id = max((c["id"] for c in self.customers), default=565000000) + 7
+        self._next_user = 800000
         self.route("POST", "/v3/oauth/token/generate", self.generate_token)
         self.route("GET", "/v2/customers/lookup/customerDetails", self.lookup)
         self.route("PUT", "/v2/customers/lookup", self.update)
+        self.route("POST", "/v2/customers", self.add)
 
     # --- data ---------------------------------------------------------------------------
     @staticmethod
@@ -276,7 +324,8 @@ class Api(VendorApi):
         if kind == "461":
             return error(461, 461, "Search is busy, please retry")
         if kind == "521":
-            return error(521, 521, "Another action on this customer is in progress")
+            return error(521, 521,
+                         "Multiple actions are running for the same customer, try later")
         if kind == "200-error":
             return error(200, 8003, "Request could not be processed (sandbox code)")
         return super().fault_response(kind)
@@ -315,30 +364,243 @@ class Api(VendorApi):
             customer["segments"] = {"RFM": {"segmentName": "RFM", "partition": "Champions"}}
         return Response(200, customer)
 
-    def update(self, request: Request) -> Response:
-        """`PUT /v2/customers/lookup`: profile, channels, extended fields, loyalty type."""
-        found, failed = self._lookup_query(request)
-        if failed or found is None:
-            return failed or Response(500)
-        body = request.json() or {}
+    # --- writes -------------------------------------------------------------------------
+    def _item(self, method: str, customer_id: int | None, code: int = 0, message: str = "",
+              warnings: list[dict[str, Any]] | None = None) -> Response:
+        """A write's answer: one item, HTTP 200 when it succeeded, else 201 (by default)."""
+        errors = [{"status": False, "code": code, "message": message}] if code else []
+        body = {"createdId": customer_id, "entity": customer_id, "success": not errors,
+                "warnings": warnings or [], "errors": errors}
+        if not errors:
+            return Response(200, body)
         with self.lock:
+            self.item_errors.append((method, code))
+            status = self.write_error_statuses[self._failed_items
+                                               % len(self.write_error_statuses)]
+            self._failed_items += 1
+        return Response(status, body)
+
+    @staticmethod
+    def _identifier_problem(item: Any) -> str:
+        """Why an identifier to add is invalid (8013), or ""."""
+        if not isinstance(item, dict) or item.get("type") not in WRITABLE_IDENTIFIERS:
+            kind = item.get("type") if isinstance(item, dict) else item
+            return f"Invalid identifier type {kind!r}"
+        value = item.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return f"Invalid {item['type']}: empty or not a string"
+        if item["type"] == "mobile" and not MOBILE.match(value):
+            return "Invalid mobile number"
+        if item["type"] == "email" and not EMAIL.match(value):
+            return "Invalid email id"
+        return ""
+
+    def _held(self, item: dict[str, str], source: str, account_id: str,
+              besides: dict[str, Any] | None = None) -> tuple[dict[str, Any] | None, bool]:
+        """Another customer holding the identifier, and whether on this very source account."""
+        elsewhere = None
+        for customer in self._candidates(item["type"], item["value"]):
+            if customer is besides:
+                continue
+            for profile in customer["profiles"]:
+                if {"type": item["type"], "value": item["value"]} not in profile["identifiers"]:
+                    continue
+                if profile["source"] == source and (
+                        source == "INSTORE" or profile["accountId"] == account_id):
+                    return customer, True
+                elsewhere = elsewhere or customer
+        return elsewhere, False
+
+    @staticmethod
+    def _join(customer: dict[str, Any], profile: dict[str, Any]) -> None:
+        """Adds `profile` to `customer`; into its profile of the same source account if any."""
+        same = next((p for p in customer["profiles"] if p["source"] == profile["source"]
+                     and p["accountId"] == profile["accountId"]), None)
+        if same is None:
+            customer["profiles"].append(profile)
+        else:
+            same["identifiers"] += [i for i in profile["identifiers"]
+                                    if i not in same["identifiers"]]
+
+    def _merge(self, survivor: dict[str, Any], victim: dict[str, Any]) -> None:
+        """Folds `victim` into `survivor` (its profiles and cards); `victim` is gone."""
+        for profile in victim["profiles"]:
+            self._join(survivor, profile)
+        if "cardDetails" in victim and "cardDetails" not in survivor:
+            survivor["cardDetails"] = victim["cardDetails"]
+        self.customers.remove(victim)
+        self._holders = None
+
+    def _write_source(self, request: Request, body: dict[str, Any]) -> tuple[str, str, str]:
+        """(source, accountId, why invalid or "") of a write."""
+        profiles = body.get("profiles") if isinstance(body.get("profiles"), list) else []
+        first = profiles[0] if profiles and isinstance(profiles[0], dict) else {}
+        source = request.query.get("source") or first.get("source") or "INSTORE"
+        account_id = request.query.get("accountId") or first.get("accountId") or ""
+        if source not in WRITE_SOURCES:
+            return source, account_id, f"Invalid source '{source}'"
+        if source != "INSTORE" and not account_id:
+            return source, account_id, f"accountId is required for source {source}"
+        return source, "" if source == "INSTORE" else str(account_id), ""
+
+    @staticmethod
+    def _body(request: Request) -> dict[str, Any] | None:
+        try:
+            body = request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    @staticmethod
+    def _profiles(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        profiles = body.get("profiles") or []
+        if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+            return None
+        return profiles
+
+    def add(self, request: Request) -> Response:
+        """`POST /v2/customers`: a new customer; never updates an existing one."""
+        body = self._body(request)
+        profiles = None if body is None else self._profiles(body)
+        if body is None or profiles is None:
+            return error(400, 400, "Input is invalid. Please check request parameters or "
+                                   "input json")
+        source, account_id, bad_source = self._write_source(request, body)
+        if bad_source:
+            return self._item("POST", None, INVALID_SOURCE, bad_source)
+        identifiers = [i for p in profiles for i in (p.get("identifiers") or [])]
+        if not identifiers:
+            return self._item("POST", None, INVALID_IDENTIFIER, "No identifiers given")
+        for item in identifiers:
+            problem = self._identifier_problem(item)
+            if problem:
+                return self._item("POST", None, INVALID_IDENTIFIER, problem)
+        with self.lock:
+            merge_into = None
+            for item in identifiers:
+                holder, same_account = self._held(item, source, account_id)
+                if same_account and holder is not None:
+                    return self._item("POST", None, ALREADY_HELD,
+                                      f"Customer already exists with {item['type']} "
+                                      f"{item['value']} (sandbox code)")
+                merge_into = merge_into or (holder and (holder, item))
+            stamp = datetime.now(IST).strftime("%Y-%m-%dT%H:%M:%S+05:30")
+            new_profiles = []
+            for change in profiles:
+                self._next_user += 1
+                items = [{"type": i["type"], "value": i["value"]}
+                         for i in change.get("identifiers") or []]
+                channels = [c for c in change.get("commChannels") or body.get(
+                    "commChannels") or [] if isinstance(c, dict)]
+                new_profiles.append({
+                    "firstName": change.get("firstName", ""),
+                    "lastName": change.get("lastName", ""),
+                    "source": source, "accountId": account_id, "userId": self._next_user,
+                    "autoUpdateTime": stamp, "identifiers": items,
+                    "commChannels": [{"primary": True, "verified": False, "meta": {}, **c}
+                                     for c in channels],
+                    "fields": dict(change.get("fields") or {}),
+                })
+            loyalty = body.get("loyaltyInfo")
+            loyalty = loyalty if isinstance(loyalty, dict) else {}
+            customer: dict[str, Any] = {
+                "id": self._next_id,
+                "profiles": new_profiles,
+                "loyaltyInfo": {
+                    "loyaltyType": loyalty.get("loyaltyType") or body.get("loyaltyType")
+                    or "non_loyalty",
+                    "lifetimePurchases": 0.0,
+                    "attributionV2": {
+                        "createDate": stamp,
+                        "createdBy": {"code": USERNAME, "id": 75154317, "name": USERNAME,
+                                      "type": "TILL"},
+                        "createdFromSource": source.lower(),
+                    },
+                },
+                "extendedFields": dict(body.get("extendedFields") or {}),
+                "warnings": [],
+            }
+            if merge_into:
+                holder, item = merge_into
+                for profile in new_profiles:  # the new profile joins the existing customer
+                    self._join(holder, profile)
+                self._holders = None
+                self.merges.append({"survivor": holder["id"], "victim": None,
+                                    "identifier": dict(item), "via": "POST /v2/customers"})
+                return self._item("POST", holder["id"], warnings=[{
+                    "status": False, "code": ALREADY_HELD,
+                    "message": "Customer merged with an existing customer holding "
+                               f"{item['type']} under another source (sandbox code)"}])
+            self._next_id += 7
+            self.customers.append(customer)
+            self._holders = None
+            self.added.append(customer["id"])
+        return self._item("POST", customer["id"])
+
+    def update(self, request: Request) -> Response:
+        """`PUT /v2/customers/lookup`: profile, channels, identifiers, extended fields, loyalty
+        type of the customer the query's identifier finds."""
+        body = self._body(request)
+        profiles = None if body is None else self._profiles(body)
+        if body is None or profiles is None:
+            return error(400, 400, "Input is invalid. Please check request parameters or "
+                                   "input json")
+        q = request.query
+        source, name, value = q.get("source", ""), q.get("identifierName", ""), q.get(
+            "identifierValue")
+        if source not in WRITE_SOURCES:
+            return self._item("PUT", None, INVALID_SOURCE, f"Invalid source '{source}'")
+        if name not in IDENTIFIER_NAMES or not value:
+            return self._item("PUT", None, INVALID_IDENTIFIER,
+                              "Invalid identifierName or identifierValue")
+        account_id = q.get("accountId", "") if source != "INSTORE" else ""
+        found = self.find(name, value, source, account_id)
+        if found is None:
+            return self._item("PUT", None, NOT_FOUND_CODE, str(NOT_FOUND["message"]))
+        additions = [i for p in profiles for i in (p.get("identifiers") or [])]
+        for item in additions:
+            problem = self._identifier_problem(item)
+            if problem:
+                return self._item("PUT", found["id"], INVALID_IDENTIFIER, problem)
+        with self.lock:
+            victims: list[tuple[dict[str, Any], dict[str, str]]] = []
+            for item in additions:
+                holder, same_account = self._held(item, source, account_id, besides=found)
+                if holder is not None and same_account:
+                    return self._item("PUT", found["id"], ALREADY_HELD,
+                                      f"{item['type']} {item['value']} belongs to another "
+                                      "customer (sandbox code)")
+                if holder is not None and all(holder is not v for v, _ in victims):
+                    victims.append((holder, item))
             if body.get("loyaltyType") in ("loyalty", "non_loyalty"):
                 found["loyaltyInfo"]["loyaltyType"] = body["loyaltyType"]
             found.setdefault("extendedFields", {}).update(body.get("extendedFields") or {})
-            profile = found["profiles"][0]
-            for change in body.get("profiles") or []:
+            profile = next((p for p in found["profiles"] if p["source"] == source
+                            and (source == "INSTORE" or p["accountId"] == account_id)),
+                           found["profiles"][0])
+            channels = [c for c in body.get("commChannels") or [] if isinstance(c, dict)]
+            for change in profiles:
                 for key in ("firstName", "lastName"):
                     if key in change:
                         profile[key] = change[key]
-                profile["fields"].update(change.get("fields") or {})
+                profile.setdefault("fields", {}).update(change.get("fields") or {})
                 for item in change.get("identifiers") or []:
+                    item = {"type": item["type"], "value": item["value"]}
                     if item not in profile["identifiers"]:
                         profile["identifiers"].append(item)
                         self._holders = None
-            for channel in body.get("commChannels") or []:
-                kept = [c for c in profile["commChannels"] if c["type"] != channel.get("type")]
+                channels += [c for c in change.get("commChannels") or [] if isinstance(c, dict)]
+            for channel in channels:
+                kept = [c for c in profile.get("commChannels", [])
+                        if c["type"] != channel.get("type")]
                 profile["commChannels"] = [*kept, channel]
-        return Response(200, {"createdId": found["id"], "warnings": []})
+            for victim, item in victims:
+                self._merge(found, victim)
+                self.merges.append({"survivor": found["id"], "victim": victim["id"],
+                                    "identifier": dict(item), "via": "PUT /v2/customers/lookup"})
+            profile["autoUpdateTime"] = datetime.now(IST).strftime("%Y-%m-%dT%H:%M:%S+05:30")
+            self.updates.append(found["id"])
+        return self._item("PUT", found["id"])
 
 
 # What the shared runner and standard tests serve: small, still with hits and misses.

@@ -6,10 +6,32 @@ Malomo's events, orders and webhooks pages agree on it); an empty array ends. Th
 no page size, so the server's is fixed per sandbox. `Authorization: Bearer sk_...`, the
 version header `Accept: application/vnd.malomo+json; version=2`, and errors as
 `{"code", "message", "request_id", "status"}` with a fresh request_id each time.
+
+Writes (docs.gomalomo.com, "Customer"; /work/shared/vendor-docs/malomo-customer.md):
+- `POST /customers` {email, first_name, last_name, phone_number} -> 200 and the new customer
+  (a fresh uuid4 `id`, `created_at` = `updated_at` = now), appended to `GET /customers` (which
+  lists in creation order) and found by `GET /customers/:id`.
+- `PUT /customers/:id` -> 200 and the customer: the fields given change, the fields absent
+  stay; `null` removes a field (it is then left out, as unknown fields are for seeded
+  customers). `updated_at` moves to now only when a value changed (the source reads
+  incrementally by it).
+- `DELETE /customers/:id` -> 204 with no body (the doc's tab is "204", empty); the customer
+  and its events are gone, and its id is no longer a paging cursor (400 invalid_cursor).
+- An unknown id -> 404 `{"code": "not_found", ...}`, the read endpoints' error.
+Where the doc is silent, the sandbox chooses, and a destination must cope either way:
+- Every field is optional (seeded customers lack any of them at times); a body that is not a
+  JSON object, a field that is neither a string nor null, or an `email` that is not
+  `local@domain.tld` -> 400 `{"code": "invalid_params", ...}`. Unknown fields are ignored.
+- **Duplicates are accepted**: a second `POST` with the same e-mail creates a second customer
+  (there is no upsert and no lookup by e-mail). So a create retried after a lost answer makes
+  a second customer: the risk the "applied-lost" fault (server.py) lets tests show.
+Bookkeeping for tests: `created`, `updated`, `deleted` (customer ids, in order) and `writes`
+((method, id) of every write applied, in order).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +42,9 @@ from integration_tests.sandbox.server import Request, Response, VendorApi
 API_KEY = "sk_sandbox_malomo_3b9f71c2"
 PUBLISHABLE_KEY = "pk_sandbox_malomo_0c4d2e8a"  # a real key of the wrong kind
 ACCEPT = "application/vnd.malomo+json; version=2"
+
+WRITABLE = ("email", "first_name", "last_name", "phone_number")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 EVENT_TYPES = (
     ("ShopifyOrderFulfilled", "Order #{n} fulfilled"),
@@ -55,8 +80,17 @@ class Api(VendorApi):
         # Events per customer id, in creation order; about a third of customers have none.
         self.events: dict[str, list[dict[str, Any]]] = {
             c["id"]: self._events(c) for c in self.customers}
+        # What writes did, for tests that assert the vendor's end state: customer ids.
+        self.created: list[str] = []
+        self.updated: list[str] = []
+        self.deleted: list[str] = []
+        self.writes: list[tuple[str, str]] = []  # (method, customer id), in order
+        self._write_random = seed.rng("malomo-writes")  # new ids, apart from the seeding
         self.route("GET", "/customers", self.list_customers)
+        self.route("POST", "/customers", self.create_customer)
         self.route("GET", "/customers/(?P<cid>[^/]+)", self.get_customer)
+        self.route("PUT", "/customers/(?P<cid>[^/]+)", self.update_customer)
+        self.route("DELETE", "/customers/(?P<cid>[^/]+)", self.delete_customer)
         self.route("GET", "/customers/(?P<cid>[^/]+)/events", self.list_events)
 
     # --- data ---------------------------------------------------------------------------
@@ -215,6 +249,75 @@ class Api(VendorApi):
         if customer is None:
             return self.error(404, "not_found", "Customer not found")
         return Response(200, customer)
+
+    # --- writes -------------------------------------------------------------------------
+    def _fields(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        """The writable fields of the request's body, or a 400 in Malomo's shape."""
+        try:
+            body = request.json()
+        except ValueError:
+            return {}, self.error(400, "invalid_params", "The request body is not valid JSON")
+        if not isinstance(body, dict):
+            return {}, self.error(400, "invalid_params", "The request body must be an object")
+        fields = {k: body[k] for k in WRITABLE if k in body}
+        for name, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                return {}, self.error(400, "invalid_params", f"{name} must be a string")
+        email = fields.get("email")
+        if email is not None and not EMAIL.match(email):
+            return {}, self.error(400, "invalid_params", "email is not a valid email address")
+        return fields, None
+
+    def create_customer(self, request: Request) -> Response:
+        fields, invalid = self._fields(request)
+        if invalid:
+            return invalid
+        stamp = seed.iso(datetime.now(timezone.utc))
+        with self.lock:
+            record = {"created_at": stamp, **fields, "id": seed.uuid4(self._write_random),
+                      "updated_at": stamp}
+            customer = {k: record[k] for k in sorted(record) if record[k] is not None}
+            self._position[customer["id"]] = len(self.customers)
+            self.customers.append(customer)
+            self.events[customer["id"]] = []
+            self.created.append(customer["id"])
+            self.writes.append(("POST", customer["id"]))
+            return Response(200, dict(customer))
+
+    def update_customer(self, request: Request, cid: str) -> Response:
+        with self.lock:
+            customer = self._find(cid)
+        if customer is None:
+            return self.error(404, "not_found", "Customer not found")
+        fields, invalid = self._fields(request)
+        if invalid:
+            return invalid
+        with self.lock:
+            changed = False
+            for name, value in fields.items():
+                if customer.get(name) != value:
+                    changed = True
+                    if value is None:
+                        customer.pop(name, None)
+                    else:
+                        customer[name] = value
+            if changed:
+                customer["updated_at"] = seed.iso(datetime.now(timezone.utc))
+            self.updated.append(cid)
+            self.writes.append(("PUT", cid))
+            return Response(200, dict(customer))
+
+    def delete_customer(self, request: Request, cid: str) -> Response:
+        with self.lock:
+            at = self._position.get(cid)
+            if at is None:
+                return self.error(404, "not_found", "Customer not found")
+            del self.customers[at]
+            self.events.pop(cid, None)
+            self._position = {c["id"]: i for i, c in enumerate(self.customers)}
+            self.deleted.append(cid)
+            self.writes.append(("DELETE", cid))
+        return Response(204)
 
     def list_events(self, request: Request, cid: str) -> Response:
         with self.lock:

@@ -61,6 +61,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "429", "429-no-retry-after", "500", "502", "503", "html",
     "reset", "timeout", "truncated", "dropped",
 )
+# ... and those that only mean something to a write: "applied-lost" applies the request and
+# then resets the connection. Kept out of FAULT_KINDS, which read suites deal from (for a
+# read it would only be another "reset").
+WRITE_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, "applied-lost")
 
 
 @dataclass
@@ -78,7 +82,16 @@ class Faults:
     closed if the client gave up, else answered late), "truncated" (the real response, its
     body cut in half and its Content-Length matching the cut: what a broken proxy passes on),
     "dropped" (the real response's headers promise the whole body, half of it is sent, the
-    connection closes). A vendor module may add kinds of its own in `fault_response`.
+    connection closes), "applied-lost" (the request is applied, routed to its handler so the
+    vendor's state changes, then the connection is reset without a response: "applied, then
+    the answer lost", what makes a blind retry of a create create twice). A vendor module may
+    add kinds of its own in `fault_response`.
+
+    Which kinds apply the request: "truncated", "dropped" and "applied-lost" always do (the
+    handler runs, its answer is cut or lost); "timeout" does only when the client is still
+    waiting at the end of the stall (it is then answered late); every other kind never does.
+    E.g. `api.set_faults(scheduled=["", "applied-lost"])`: the next request passes, the one
+    after it is applied and its answer lost.
     """
 
     rate: float = 0.0
@@ -163,6 +176,9 @@ class VendorApi:
             time.sleep(self.latency)
         if kind in ("reset", "timeout"):
             return Response(transport=kind)
+        if kind == "applied-lost":
+            self.route_response(request)  # the vendor's state changes; nobody hears of it
+            return Response(transport="reset")
         if kind == "429-no-retry-after":
             response = self.fault_response("429")
             response.headers.pop("Retry-After", None)
@@ -248,8 +264,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = self.api.route_response(request)  # a client without a timeout waited
         payload = response.encode()
         self.send_response(response.status)
-        headers = {"Content-Type": "application/json", "Content-Length": str(len(payload)),
-                   **response.headers}
+        typed = {"Content-Type": "application/json"} if payload or response.status != 204 else {}
+        headers = {**typed, "Content-Length": str(len(payload)), **response.headers}
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
