@@ -1,0 +1,312 @@
+"""destination-customers: one test per behaviour of the protocol and of each vendor's writes,
+HTTP mocked. The vendors' end state over real HTTP is integration_tests/test_destination.py's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests_mock as rm
+from airbyte_protocol_dataclasses.models import DestinationCatalog
+from serpyco_rs import Serializer
+
+from source_customers.destination import cli
+from source_customers.destination.apply import Outcome
+from source_customers.destination.objects import body, load_writes
+from source_customers.destination.plan import plan
+from source_customers.destination.rejected import RejectedRecords
+from source_customers.destination.vendor_http import VendorHttp
+from source_customers.destination.write import Writer
+
+MALOMO = {"vendor": "malomo", "api_key": "sk_test_0123456789", "base_url": "https://malomo.test"}
+CAPILLARY = {"vendor": "capillary", "base_url": "https://capillary.test",
+             "credentials": {"auth_type": "basic", "username": "till", "password": "pw"}}
+
+
+def catalog(mode: str, key: list[str] | None, stream: str = "segment",
+            obj: str | None = "customers") -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "stream": {"name": stream, "json_schema": {"properties": {"email": {}, "mobile": {}}},
+                   "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh", "destination_sync_mode": mode,
+        "primary_key": [[k] for k in key or []]}
+    if obj:
+        entry["destination_object_name"] = obj
+    return {"streams": [entry]}
+
+
+def record(data: dict[str, Any], stream: str = "segment") -> bytes:
+    return json.dumps({"type": "RECORD", "record": {"stream": stream, "data": data,
+                                                    "emitted_at": 1}}).encode()
+
+
+def state(n: int) -> bytes:
+    return json.dumps({"type": "STATE", "state": {"type": "GLOBAL", "global": {
+        "shared_state": {"n": n}, "stream_states": []}}}).encode()
+
+
+def run_write(config: dict[str, Any], cat: dict[str, Any], lines: list[bytes],
+              workers: int = 2, storage: dict[str, Any] | None = None
+              ) -> tuple[list[dict[str, Any]], Writer]:
+    writes = load_writes(config["vendor"])
+    out: list[dict[str, Any]] = []
+    streams = plan(writes, cat, VendorHttp(writes, config), bool(config.get("dry_run")))
+    writer = Writer(streams, workers, RejectedRecords(storage), out.append,
+                    bool(config.get("dry_run")))
+    try:
+        writer.run(lines)
+    finally:
+        writer.summary()
+    return out, writer
+
+
+@pytest.fixture
+def malomo(requests_mock: rm.Mocker) -> Iterator[list[dict[str, Any]]]:
+    """Malomo's customers list, one page; writes answered as documented."""
+    customers = [{"id": "cus_1", "email": "Zoe@Example.com", "first_name": "Zoe"},
+                 {"id": "cus_2", "email": "ann@example.com", "first_name": "Ann"}]
+    requests_mock.get("https://malomo.test/customers",
+                      [{"json": customers}, {"json": []}])
+    yield customers
+
+
+def test_discover_is_a_destination_catalog_of_the_protocols_models(tmp_path: Path) -> None:
+    for config in (MALOMO, CAPILLARY):
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+        message = cli.discover(str(path))
+        assert message["type"] == "DESTINATION_CATALOG"
+        parsed = Serializer(DestinationCatalog).load(message["destination_catalog"])
+        modes = {op.sync_mode.value for op in parsed.operations}
+        assert modes == ({"append", "update", "append_dedup", "soft_delete"}
+                         if config is MALOMO else {"update", "append_dedup"})
+
+
+def test_capillarys_update_body_never_holds_an_identifier() -> None:
+    op = load_writes("capillary").objects["customers"].operations["update"]
+    assert op.update is not None
+    row = {"mobile": "919812345678", "email": "z@example.com", "firstName": "Zoe",
+           "lastName": None, "fields": {"tier": "gold"}}
+    made = body(op.update.body, row, {"$key": "mobile", "$value": row["mobile"]})
+    assert made == {"profiles": [{"firstName": "Zoe", "fields": {"tier": "gold"}}]}
+    assert "919812345678" not in json.dumps(made) and "z@example.com" not in json.dumps(made)
+
+
+def test_absent_and_null_fields_are_never_sent(malomo: list[dict[str, Any]],
+                                               requests_mock: rm.Mocker) -> None:
+    put = requests_mock.put("https://malomo.test/customers/cus_2",
+                            json={"id": "cus_2", "email": "ann@example.com"})
+    run_write(MALOMO, catalog("update", ["id"]),
+              [record({"id": "cus_2", "first_name": "Anne", "last_name": None})])
+    assert put.last_request.json() == {"first_name": "Anne"}
+
+
+def test_an_email_matches_whatever_its_letter_case(malomo: list[dict[str, Any]],
+                                                   requests_mock: rm.Mocker) -> None:
+    put = requests_mock.put("https://malomo.test/customers/cus_1", json={"id": "cus_1"})
+    out, writer = run_write(MALOMO, catalog("update", ["email"]),
+                            [record({"email": "zoe@EXAMPLE.com", "first_name": "Zoé"})])
+    assert put.call_count == 1
+    assert writer.streams["segment"].kinds == {"updated": 1}
+
+
+def test_a_row_identical_to_the_customer_as_listed_sends_nothing(
+        malomo: list[dict[str, Any]], requests_mock: rm.Mocker) -> None:
+    put = requests_mock.put(rm.ANY, json={})
+    _, writer = run_write(MALOMO, catalog("append_dedup", ["email"]),
+                          [record({"email": "ann@example.com", "first_name": "Ann"})])
+    assert put.call_count == 0
+    assert writer.streams["segment"].kinds == {"unchanged": 1}
+
+
+def test_deleting_a_customer_already_gone_is_not_an_error(
+        malomo: list[dict[str, Any]], requests_mock: rm.Mocker) -> None:
+    gone = requests_mock.delete("https://malomo.test/customers/cus_2", status_code=404,
+                                json={"code": "not_found", "message": "Customer not found"})
+    _, writer = run_write(MALOMO, catalog("soft_delete", ["id"]),
+                          [record({"id": "cus_2"}), record({"id": "cus_404"})])
+    assert gone.call_count == 1
+    assert writer.streams["segment"].kinds == {"deleted": 2}
+
+
+def test_a_malomo_refusal_rejects_the_record_and_the_sync_goes_on(
+        malomo: list[dict[str, Any]], requests_mock: rm.Mocker, tmp_path: Path) -> None:
+    requests_mock.post("https://malomo.test/customers", [
+        {"status_code": 400, "json": {"code": "invalid", "message": "email is invalid",
+                                      "request_id": "req_9", "status": 400}},
+        {"json": {"id": "cus_3", "email": "new@example.com"}}])
+    out, writer = run_write(MALOMO, catalog("append", None),
+                            [record({"email": "not-an-address"}),
+                             record({"email": "new@example.com"}), state(1)], workers=1,
+                            storage={"storage_type": "Local", "path": str(tmp_path)})
+    assert writer.streams["segment"].kinds == {"rejected": 1, "created": 1}
+    (stored,) = (tmp_path / "segment").glob("rejected-*.jsonl")
+    (line,) = [json.loads(s) for s in stored.read_text().splitlines()]
+    assert line["email"] == "not-an-address" and line["rejected_reason"] == "HTTP 400"
+    assert "email is invalid" in line["rejected_message"] and "req_9" in line["rejected_message"]
+    (echoed,) = [m for m in out if m["type"] == "STATE"]
+    assert echoed["state"]["destinationStats"] == {"recordCount": 2.0,
+                                                   "rejectedRecordCount": 1.0}
+
+
+def test_a_create_whose_answer_was_lost_is_looked_for_before_it_is_sent_again(
+        requests_mock: rm.Mocker) -> None:
+    import requests
+
+    listed = [{"id": "cus_1", "email": "zoe@example.com"}]
+    requests_mock.get("https://malomo.test/customers", [
+        {"json": listed}, {"json": []},  # the listing before the create
+        {"json": [*listed, {"id": "cus_9", "email": "new@example.com"}]}, {"json": []}])
+    post = requests_mock.post("https://malomo.test/customers",
+                              exc=requests.exceptions.ConnectionError("reset mid-answer"))
+    _, writer = run_write(MALOMO, catalog("append_dedup", ["email"]),
+                          [record({"email": "new@example.com"})])
+    assert post.call_count == 1  # found by the listing after it: not created twice
+    assert writer.streams["segment"].kinds == {"created": 1}
+
+
+def test_capillary_8015_rejects_an_update_and_adds_in_append_dedup(
+        requests_mock: rm.Mocker) -> None:
+    not_found = {"errors": [{"status": False, "code": 8015,
+                             "message": "Customer not found for the given identifiers"}]}
+    requests_mock.put("https://capillary.test/v2/customers/lookup", json=not_found)
+    add = requests_mock.post("https://capillary.test/v2/customers",
+                             json={"createdId": 77, "warnings": []})
+    _, updating = run_write(CAPILLARY, catalog("update", ["mobile"]),
+                            [record({"mobile": "919812345678", "firstName": "Zoe"})])
+    assert updating.streams["segment"].reasons == {"customer not found (8015)": 1}
+    assert add.call_count == 0
+    _, upserting = run_write(CAPILLARY, catalog("append_dedup", ["mobile"]),
+                             [record({"mobile": "919812345678", "firstName": "Zoe"})])
+    assert upserting.streams["segment"].kinds == {"created": 1}
+    sent = add.last_request.json()["profiles"][0]
+    assert sent["identifiers"] == [{"type": "mobile", "value": "919812345678"}]
+    assert add.last_request.qs == {"source": ["instore"]}
+
+
+def test_capillary_521_is_retried_and_not_a_rejection(requests_mock: rm.Mocker,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    busy = {"errors": [{"code": 521, "message": "multiple actions are running"}]}
+    put = requests_mock.put("https://capillary.test/v2/customers/lookup",
+                            [{"status_code": 521, "json": busy}, {"json": {"warnings": []}}])
+    _, writer = run_write(CAPILLARY, catalog("update", ["mobile"]),
+                          [record({"mobile": "919812345678", "firstName": "Zoe"})])
+    assert put.call_count == 2 and writer.streams["segment"].kinds == {"updated": 1}
+
+
+def test_a_mode_or_key_the_object_does_not_offer_fails_before_any_request(
+        requests_mock: rm.Mocker) -> None:
+    writes, http = load_writes("capillary"), VendorHttp(load_writes("capillary"), CAPILLARY)
+    with pytest.raises(cli._Refused, match="cannot be written in mode 'soft_delete'; it "
+                                           "offers: update, append_dedup"):
+        plan(writes, catalog("soft_delete", ["mobile"]), http, False)
+    with pytest.raises(cli._Refused, match=r"matching key \[firstName\] is not one"):
+        plan(writes, catalog("update", ["firstName"]), http, False)
+    assert not requests_mock.request_history
+
+
+def test_a_classic_catalog_writes_the_object_of_the_streams_name(
+        malomo: list[dict[str, Any]], requests_mock: rm.Mocker) -> None:
+    requests_mock.put("https://malomo.test/customers/cus_2", json={"id": "cus_2"})
+    _, writer = run_write(MALOMO, catalog("append_dedup", None, stream="customers", obj=None),
+                          [record({"email": "ann@example.com", "first_name": "Annie"},
+                                  stream="customers")])
+    assert writer.streams["customers"].kinds == {"updated": 1}
+
+
+class _Slow:
+    """An applier that ends records when told, to watch STATE wait for them."""
+
+    key = ["email"]
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.applied: list[str] = []
+
+    def key_of(self, data: dict[str, Any]) -> str:
+        return str(data["email"])
+
+    def apply(self, data: dict[str, Any]) -> Outcome:
+        if data.get("slow"):
+            self.release.wait(5)
+        self.applied.append(f"{data['email']}:{data['n']}")
+        return Outcome("updated")
+
+
+def test_a_state_is_echoed_only_once_every_record_before_it_has_ended() -> None:
+    from source_customers.destination.write import StreamWrite
+
+    slow = _Slow()
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", slow)},  # type: ignore[arg-type]
+                    4, RejectedRecords(None), out.append, False)
+
+    def lines() -> Iterator[bytes]:
+        yield record({"email": "a", "n": 1, "slow": True})
+        yield state(1)
+        yield record({"email": "b", "n": 1})
+        yield state(2)
+        time.sleep(0.3)  # b is done by now, a is not: no state may be out yet
+        assert [m for m in out if m["type"] == "STATE"] == []
+        slow.release.set()
+
+    writer.run(lines())
+    echoed = [m["state"]["global"]["shared_state"]["n"] for m in out if m["type"] == "STATE"]
+    assert echoed == [1, 2]
+
+
+def test_records_with_one_matching_key_are_applied_in_input_order() -> None:
+    from source_customers.destination.write import StreamWrite
+
+    slow = _Slow()
+    slow.release.set()
+    writer = Writer({"segment": StreamWrite("segment", slow)},  # type: ignore[arg-type]
+                    8, RejectedRecords(None), lambda m: None, False)
+    writer.run(record({"email": f"k{n % 3}", "n": n}) for n in range(300))
+    for key in ("k0", "k1", "k2"):
+        mine = [int(a.split(":")[1]) for a in slow.applied if a.startswith(f"{key}:")]
+        assert mine == sorted(mine) and len(mine) == 100
+
+
+def test_a_line_that_is_not_a_message_is_named_and_nothing_before_it_is_lost(
+        malomo: list[dict[str, Any]], requests_mock: rm.Mocker) -> None:
+    from source_customers.destination.write import BadInput
+
+    put = requests_mock.put("https://malomo.test/customers/cus_2", json={"id": "cus_2"})
+    with pytest.raises(BadInput, match="Line 3 of the input is not an Airbyte message"):
+        run_write(MALOMO, catalog("update", ["id"]),
+                  [record({"id": "cus_2", "first_name": "X"}), state(1), b"not json"])
+    assert put.call_count == 1
+
+
+def test_dry_run_sends_no_write(malomo: list[dict[str, Any]], requests_mock: rm.Mocker) -> None:
+    out, writer = run_write({**MALOMO, "dry_run": True}, catalog("append_dedup", ["email"]),
+                            [record({"email": "ann@example.com", "first_name": "Annie"}),
+                             record({"email": "new@example.com"})])
+    assert {r.method for r in requests_mock.request_history} == {"GET"}
+    assert writer.streams["segment"].kinds == {"updated": 1, "created": 1}
+    assert "1 would be created, 1 would be updated" in out[-1]["log"]["message"]
+
+
+def test_the_cli_writes_a_sync_end_to_end(malomo: list[dict[str, Any]],
+                                          requests_mock: rm.Mocker, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    requests_mock.put("https://malomo.test/customers/cus_2", json={"id": "cus_2"})
+    (tmp_path / "c.json").write_text(json.dumps(MALOMO))
+    (tmp_path / "k.json").write_text(json.dumps(catalog("update", ["email"])))
+    lines = b"\n".join([record({"email": "ann@example.com", "first_name": "Annie"}), state(1)])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines + b"\n")))
+    assert cli.main(["write", "--config", str(tmp_path / "c.json"),
+                     "--catalog", str(tmp_path / "k.json")]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [m["type"] for m in printed] == ["STATE", "LOG"]
+    assert "sk_test_0123456789" not in json.dumps(printed)
