@@ -162,7 +162,10 @@ def test_wheel_built_from_the_image_context_ships_the_code_and_every_manifest(
         console = archive.read(entry_points).decode()
     manifests = {f"source_customers/manifests/{p.name}"
                  for p in (REPOSITORY / "manifests").glob("*.yaml")}
-    code = {f"source_customers/{p.name}" for p in (REPOSITORY / "source_customers").glob("*.py")}
+    # Every module, subpackages included (pyproject lists each package: test_lock.py).
+    code = {p.relative_to(REPOSITORY).as_posix()
+            for p in (REPOSITORY / "source_customers").rglob("*.py")
+            if "__pycache__" not in p.parts}
     assert manifests, "no manifests in the repository"
     assert manifests <= names, f"missing from the wheel: {sorted(manifests - names)}"
     assert code <= names, f"missing from the wheel: {sorted(code - names)}"
