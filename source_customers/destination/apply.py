@@ -75,8 +75,10 @@ class KeyedObject(Applier):
                 return rejected("lookup failed", "the vendor's answer said neither")
             if exists:
                 return Outcome("unchanged" if not changes else "updated")
-            return Outcome("created") if op.create else rejected(
-                "customer not found", f"no customer has this {name}", name)
+            if not op.create:
+                return rejected("customer not found", f"no customer has this {name}", name)
+            # A row of the key alone still adds its customer (the key is the add's body).
+            return Outcome("created") if self.dry_run else self._create(record, values)
         answer = self.http.send(op.update, values, record)
         if answer.ok:
             return Outcome("updated")
