@@ -1,4 +1,9 @@
-# The connector image Airbyte OSS registers as a custom source (see README, "In Airbyte").
+# The connector image Airbyte OSS registers as a custom connector (docs/running.md, "In
+# Airbyte"). One package, two connectors: the build argument CONNECTOR picks the one the image
+# runs, `source-customers` (the default, metadata.yaml) or `destination-customers`
+# (destination-metadata.yaml):
+#   docker build -t airbyte/source-customers:dev .
+#   docker build --build-arg CONNECTOR=destination-customers -t airbyte/destination-customers:dev .
 FROM docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473649ecb593f56f58e5d0096a87ee0b231777e2e3e73
 
 WORKDIR /airbyte/integration_code
@@ -20,5 +25,14 @@ COPY source_customers ./source_customers
 COPY manifests ./manifests
 RUN pip install --no-cache-dir --no-deps --no-build-isolation .
 
-ENV AIRBYTE_ENTRYPOINT="source-customers"
-ENTRYPOINT ["source-customers"]
+# Declared after the installs, so that both images share every layer above. The build fails
+# here unless CONNECTOR is one of the package's console scripts ([project.scripts]).
+ARG CONNECTOR=source-customers
+RUN case "${CONNECTOR}" in source-customers|destination-customers) ;; \
+        *) echo "CONNECTOR must be source-customers or destination-customers" >&2; exit 1 ;; \
+    esac \
+    && command -v "${CONNECTOR}" > /dev/null
+# Airbyte's platform reads the command from AIRBYTE_ENTRYPOINT; the entry point runs it, with
+# the arguments `docker run` gives (spec, check, discover, read or write, and their options).
+ENV AIRBYTE_ENTRYPOINT="${CONNECTOR}"
+ENTRYPOINT ["/bin/sh", "-c", "exec \"$AIRBYTE_ENTRYPOINT\" \"$@\"", "connector"]

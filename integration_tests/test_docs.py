@@ -52,6 +52,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "DEVE
          ROOT / "CHANGELOG.md", ROOT / "bench" / "README.md"]
 # The vendors' read manifests (each has a page); `<vendor>.writes.yaml` declares writes.
 MANIFESTS = sorted(p for p in (ROOT / "manifests").glob("*.yaml") if ".writes." not in p.name)
+# The writes manifests name the causes a rejected record is logged with (`codes`).
+WRITES_MANIFESTS = sorted((ROOT / "manifests").glob("*.writes.yaml"))
 # Each vendor's page: the one home of its config, streams, assumptions and errors.
 VENDOR_PAGES = [ROOT / "docs" / f"{manifest.stem}.md" for manifest in MANIFESTS]
 # The guarantees' page: the one statement of the retry and backoff figures.
@@ -205,7 +207,7 @@ def _strings(node: Any) -> Iterator[str]:
 def message_templates() -> tuple[str, ...]:
     """Every string of the manifests and of the package's code, values marked VALUE."""
     found: set[str] = set()
-    for manifest in MANIFESTS:
+    for manifest in [*MANIFESTS, *WRITES_MANIFESTS]:
         found.update(_strings(yaml.safe_load(manifest.read_text())))
     for source in SOURCES:
         for node in ast.walk(ast.parse(source.read_text())):

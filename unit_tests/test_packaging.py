@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 import zipfile
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+import pytest
 import tomllib
 import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CONSOLE_SCRIPT = "source-customers"
+# Each connector of the package: its console script, and the metadata Airbyte registers it by.
+# One Dockerfile builds either (the build argument CONNECTOR).
+CONNECTORS = {"source-customers": "metadata.yaml",
+              "destination-customers": "destination-metadata.yaml"}
 
 
 @cache
@@ -85,29 +93,85 @@ def pyproject() -> dict[str, object]:
     return tomllib.loads((REPOSITORY / "pyproject.toml").read_text())
 
 
-def test_image_is_built_on_the_exact_base_image_metadata_names() -> None:
-    metadata = yaml.safe_load((REPOSITORY / "metadata.yaml").read_text())
-    base = metadata["data"]["connectorBuildOptions"]["baseImage"]
+def metadata(file: str) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPOSITORY / file).read_text())["data"]
+    return data
+
+
+@pytest.mark.parametrize("file", CONNECTORS.values())
+def test_image_is_built_on_the_exact_base_image_metadata_names(file: str) -> None:
+    base = metadata(file)["connectorBuildOptions"]["baseImage"]
     assert re.fullmatch(r"docker\.io/airbyte/python-connector-base:[\d.]+@sha256:[0-9a-f]{64}",
                         base), base
     assert arguments("FROM") == [base]
 
 
-def test_image_tag_in_metadata_is_the_package_version() -> None:
-    metadata = yaml.safe_load((REPOSITORY / "metadata.yaml").read_text())
+@pytest.mark.parametrize("file", CONNECTORS.values())
+def test_image_tag_in_metadata_is_the_package_version(file: str) -> None:
     project = pyproject()["project"]
     assert isinstance(project, dict)
-    assert metadata["data"]["dockerImageTag"] == project["version"]
+    assert metadata(file)["dockerImageTag"] == project["version"]
 
 
-def test_image_runs_the_declared_console_script() -> None:
-    assert [json.loads(a) for a in arguments("ENTRYPOINT")] == [[CONSOLE_SCRIPT]]
-    # Airbyte's base images read the command from AIRBYTE_ENTRYPOINT too.
-    assert f'AIRBYTE_ENTRYPOINT="{CONSOLE_SCRIPT}"' in arguments("ENV")
+def build_argument(name: str) -> str:
+    """The default the Dockerfile gives a build argument (`ARG NAME=default`)."""
+    (default,) = [a.partition("=")[2] for a in arguments("ARG") if a.partition("=")[0] == name]
+    return default
+
+
+def test_image_runs_the_console_script_the_build_argument_names() -> None:
+    assert build_argument("CONNECTOR") == CONSOLE_SCRIPT  # a plain build is the source
+    # Airbyte's platform reads the command from AIRBYTE_ENTRYPOINT; the entry point runs it.
+    assert 'AIRBYTE_ENTRYPOINT="${CONNECTOR}"' in arguments("ENV")
+    (entrypoint,) = [json.loads(a) for a in arguments("ENTRYPOINT")]
+    assert entrypoint[:2] == ["/bin/sh", "-c"] and '"$AIRBYTE_ENTRYPOINT"' in entrypoint[2]
+    # The build refuses any CONNECTOR but the package's console scripts.
+    (check,) = [a for a in arguments("RUN") if "${CONNECTOR}" in a]
+    allowed = re.search(r'case "\$\{CONNECTOR\}" in ([\w|-]+)\)', check)
+    assert allowed and set(allowed.group(1).split("|")) == set(CONNECTORS)
     project = pyproject()["project"]
     assert isinstance(project, dict)
-    module, _, name = project["scripts"][CONSOLE_SCRIPT].partition(":")
-    assert callable(getattr(importlib.import_module(module), name))
+    assert set(CONNECTORS) <= set(project["scripts"])
+    for script in CONNECTORS:
+        module, _, name = project["scripts"][script].partition(":")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+@pytest.mark.parametrize(("script", "title"), [("source-customers", "Customers ("),
+                                               ("destination-customers", "Customers write-back")])
+def test_image_entrypoint_runs_each_connector_with_the_arguments_given(script: str,
+                                                                        title: str) -> None:
+    """The ENTRYPOINT as Docker runs it, with AIRBYTE_ENTRYPOINT as the build would set it."""
+    (entrypoint,) = [json.loads(a) for a in arguments("ENTRYPOINT")]
+    bin_folder = Path(sys.executable).parent
+    assert (bin_folder / script).exists(), f"{script} is not installed in this virtualenv"
+    env = {**os.environ, "AIRBYTE_ENTRYPOINT": script,
+           "PATH": os.pathsep.join([str(bin_folder), os.environ.get("PATH", "")])}
+    done = subprocess.run([*entrypoint, "spec"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    (spec,) = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert spec["type"] == "SPEC"
+    assert spec["spec"]["connectionSpecification"]["title"].startswith(title)
+
+
+def test_destination_metadata_declares_a_data_activation_destination() -> None:
+    source, destination = metadata(CONNECTORS["source-customers"]), metadata(
+        CONNECTORS["destination-customers"])
+    assert source["connectorType"] == "source"
+    assert destination["connectorType"] == "destination"
+    # Airbyte offers its activation screens (object, sync mode, matching key) only then.
+    assert destination["supportsDataActivation"] is True
+    assert destination["connectorSubtype"] == "api"
+    for script, file in CONNECTORS.items():
+        assert metadata(file)["dockerRepository"] == f"airbyte/{script}", file
+    assert str(uuid.UUID(destination["definitionId"])) == destination["definitionId"]
+    assert destination["definitionId"] != source["definitionId"]
+    for key in ("releaseStage", "supportLevel", "license", "connectorBuildOptions"):
+        assert destination[key] == source[key], key
+    # The spec's documentationUrl and the metadata's are one address.
+    from source_customers.destination.cli import DOCUMENTATION_URL
+    assert destination["documentationUrl"] == DOCUMENTATION_URL
 
 
 def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
@@ -171,4 +235,5 @@ def test_wheel_built_from_the_image_context_ships_the_code_and_every_manifest(
     assert code <= names, f"missing from the wheel: {sorted(code - names)}"
     project = pyproject()["project"]
     assert isinstance(project, dict)
-    assert f"{CONSOLE_SCRIPT} = {project['scripts'][CONSOLE_SCRIPT]}" in console
+    for script in CONNECTORS:
+        assert f"{script} = {project['scripts'][script]}" in console

@@ -10,7 +10,7 @@ given identifiers") comes with 200 and with 400 here in turn. 403 means API v2 i
 for the till; 461 (search busy) and 521 (concurrent action on the customer) ask for a retry;
 429 answers a key over its per-minute budget (no Retry-After: it is undocumented).
 `PUT /v2/customers/lookup` updates the customer an identifier finds (docs/capillary.md,
-"Writing back") and `POST /v2/customers` adds one (/work/shared/vendor-docs/writing-back.md).
+"Writing back") and `POST /v2/customers` adds one (the same section).
 
 Writes answer with request-level and item-level codes, as the docs describe: HTTP 200
 ("success") or HTTP 201 ("one or more requests have failed"; `write_error_statuses` cycles

@@ -7,7 +7,7 @@ no page size, so the server's is fixed per sandbox. `Authorization: Bearer sk_..
 version header `Accept: application/vnd.malomo+json; version=2`, and errors as
 `{"code", "message", "request_id", "status"}` with a fresh request_id each time.
 
-Writes (docs.gomalomo.com, "Customer"; /work/shared/vendor-docs/malomo-customer.md):
+Writes (docs.gomalomo.com, "Customer"; docs/malomo.md):
 - `POST /customers` {email, first_name, last_name, phone_number} -> 200 and the new customer
   (a fresh uuid4 `id`, `created_at` = `updated_at` = now), appended to `GET /customers` (which
   lists in creation order) and found by `GET /customers/:id`.
