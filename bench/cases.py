@@ -140,6 +140,15 @@ CASES: tuple[Case, ...] = (
     Case("loke-customers-100k", "loke", ("customers",), 0,
          "LOKE customers, 100,000 in pages of 1,000: a paged stream's throughput",
          loke_customers(100_000), rounds=3, peers=("dlt",)),
+    # Real APIs answer a page in tens of milliseconds: there, reading the next page while
+    # this one's records are processed (components/readahead.py) is what pays.
+    Case("loke-customers-50k-20ms", "loke", ("customers",), 20,
+         "LOKE customers, 50,000 in pages of 1,000, 20 ms a page: a paged stream over a "
+         "network, where the next page's request overlaps this page's records",
+         loke_customers(50_000), rounds=3, peers=("dlt",)),
+    Case("loke-customers-50k-50ms", "loke", ("customers",), 50,
+         "LOKE customers, 50,000 in pages of 1,000, 50 ms a page",
+         loke_customers(50_000), rounds=3, peers=("dlt",)),
     Case("loke-memberships-5k", "loke", ("customer_memberships",), 20,
          "LOKE memberships of 5,000 customers, all with memberships: a child stream, "
          "one request (or two) per customer",

@@ -34,6 +34,7 @@ MODULES = (
     "components/loke",
     "components/capillary",
     "components/okendo",
+    "components/readahead",
     "runtime/hooks",
 )
 OUTPUT = ROOT / "manifests" / "components.py"

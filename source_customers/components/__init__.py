@@ -20,6 +20,7 @@ from source_customers.components.okendo import (
     OkendoTypedValues,
 )
 from source_customers.components.paging import LastItemCursorPagination, NextLinkPagination
+from source_customers.components.readahead import ReadAhead
 
 __all__ = [
     "CapillaryTokenAuthenticator",
@@ -32,6 +33,7 @@ __all__ = [
     "OkendoCustomerLookup",
     "OkendoNewCustomersReadFromStart",
     "OkendoTypedValues",
+    "ReadAhead",
     "RetryAfter",
     "SharedClientCredentialsOAuthenticator",
 ]
