@@ -1992,8 +1992,8 @@ class OkendoNewCustomersReadFromStart(StateMigration):
 class ReadAhead(PaginationStrategy):
     """Pages as `strategy` does, with the next page read ahead (`pages`: 1, or 0 for none).
 
-    The manifests set `pages` to 0 for a connection check, which reads one record and stops:
-    the page after it would be a request the check does not need.
+    A connection check never reads ahead: it reads one record and stops, and the page after
+    it would be a request the check does not need.
     """
 
     strategy: PaginationStrategy
@@ -2005,7 +2005,10 @@ class ReadAhead(PaginationStrategy):
         self._pages = InterpolatedString.create(str(self.pages), parameters=parameters)
 
     def read_ahead_pages(self) -> int:
-        """How many pages are read ahead: 0 or 1 (one is as far as the CDK's loop can use)."""
+        """How many pages are read ahead: 0 or 1 (two measured no faster than one: each
+        request waits for the answer before it, so a second one ahead has nothing to overlap)."""
+        if self.config.get("connection_check"):
+            return 0
         return 1 if int(self._pages.eval(self.config)) >= 1 else 0
 
     @property

@@ -23,6 +23,19 @@ from unit_tests import test_okendo as okendo
 WAIT = 10  # seconds: far more than any step needs
 
 
+@pytest.fixture(autouse=True)
+def _read_ahead_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped manifests leave read-ahead off (`pages: 0`, bench/README.md); these tests
+    hold it to its promises as a manifest with `pages: 1` would run it."""
+    shipped = readahead.ReadAhead.__post_init__
+
+    def pages_1(self: readahead.ReadAhead, parameters: Any) -> None:
+        self.pages = 1
+        shipped(self, parameters)
+
+    monkeypatch.setattr(readahead.ReadAhead, "__post_init__", pages_1)
+
+
 def records_of(config: dict[str, Any], stream: str) -> Iterator[Any]:
     """The stream's records, as the CDK's worker reads its one partition."""
     (found,) = [s for s in source(config).streams(config) if s.name == stream]
