@@ -251,3 +251,4 @@ def test_the_destination_catalog_validates_against_the_protocol_models(
     catalog = Serializer(DestinationCatalog).load(message["destination_catalog"])
     assert {(o.object_name, o.sync_mode.value) for o in catalog.operations} == {
         ("customers", m) for m in ("append", "update", "append_dedup", "soft_delete")}
+

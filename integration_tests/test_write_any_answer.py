@@ -36,16 +36,11 @@ from integration_tests.test_any_answer import PROFILE
 
 FUZZ = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 EXAMPLES = int(os.environ.get("WRITE_ANY_ANSWER_EXAMPLES", "100" if FUZZ else "12"))
-# Finding 1 below: Capillary's lookup is GET /v2/customers/lookup/customerDetails, and
-# manifests/capillary.writes.yaml sends `find` and `check` to GET /v2/customers/lookup. Strict:
-# once the manifest is fixed these pass, fail as XPASS, and the mark is to be removed.
-LOOKUP_PATH_PENDING = pytest.mark.xfail(
-    strict=True, reason="finding 1: manifests/capillary.writes.yaml looks customers up at "
-                        "GET /v2/customers/lookup, not /v2/customers/lookup/customerDetails")
+# Finding 1 (fixed in manifests/capillary.writes.yaml): Capillary's lookup is
+# GET /v2/customers/lookup/customerDetails; `find` and `check` were sent to /v2/customers/lookup.
 
 
-@pytest.mark.parametrize("vendor", ["malomo",
-                                    pytest.param("capillary", marks=LOOKUP_PATH_PENDING)])
+@pytest.mark.parametrize("vendor", ["malomo", "capillary"])
 @settings(PROFILE, max_examples=EXAMPLES)
 @given(data=st.data())
 def test_any_write_script_ends_exact_or_in_a_readable_failure(vendor: str,
@@ -72,7 +67,6 @@ def test_a_script_without_faults_ends_exact(vendor: str) -> None:
 
 # --- what the suite found, each shrunk to a script of its own (issue 22) ---
 
-@LOOKUP_PATH_PENDING
 def test_capillary_row_of_a_known_mobile_alone_is_unchanged_not_rejected() -> None:
     # Finding 1: a row with nothing to change is looked up (KeyedObject._exists) at GET
     # /v2/customers/lookup, which is not Capillary's lookup: the answer names no code, and the
@@ -80,7 +74,6 @@ def test_capillary_row_of_a_known_mobile_alone_is_unchanged_not_rejected() -> No
     writes.check(WriteScript("capillary", "update", (Row("existing", 0), State(1))))
 
 
-@LOOKUP_PATH_PENDING
 def test_capillary_add_applied_and_its_answer_lost_makes_one_customer_not_a_rejection() -> None:
     # Finding 1 again: after a lost add, the same wrong lookup says neither yes nor no, the add
     # is sent again and refused (8012, the mobile is held): the row is rejected though its
@@ -90,7 +83,6 @@ def test_capillary_add_applied_and_its_answer_lost_makes_one_customer_not_a_reje
                              faults=("", "applied-lost")))
 
 
-@LOOKUP_PATH_PENDING
 def test_capillary_append_dedup_row_of_the_key_alone_adds_its_customer_or_is_rejected() -> None:
     # Finding 2 (fixed in apply.py): a row of an unknown mobile and nothing else was counted
     # "created" and no add was sent; an invalid mobile alone was "created" too, not rejected.
@@ -98,8 +90,8 @@ def test_capillary_append_dedup_row_of_the_key_alone_adds_its_customer_or_is_rej
                              (Row("new", 3), Row("invalid", 0), State(1))))
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a create reset three times is rejected "
-                                       "'no answer' and the sync succeeds (apply.py _create)")
+# Finding 3 (fixed in apply.py): a create reset three times was rejected "no answer" and the
+# sync succeeded; it is now tried as often as any request, then fails the sync.
 @pytest.mark.parametrize("script", [
     # Malomo: the listing (3 pages and an empty one), then each POST reset, the listing again.
     WriteScript("malomo", "append_dedup", (Row("new", 0, (("first_name", "Kai"),)), State(1)),
@@ -108,10 +100,9 @@ def test_capillary_append_dedup_row_of_the_key_alone_adds_its_customer_or_is_rej
     WriteScript("capillary", "append_dedup", (Row("new", 0, (("firstName", "Kai"),)), State(1)),
                 faults=("", "reset") * 3),
 ], ids=["malomo", "capillary"])
-def test_a_create_that_never_got_through_fails_the_sync_rather_than_reject_the_row(
+def test_a_create_reset_three_times_is_retried_with_backoff_and_written_once(
         script: WriteScript) -> None:
-    # Finding 3: the create was never applied (a reset, not "applied-lost"); after
-    # LOST_CREATE_TRIES=3 immediate resends (no backoff between them) the row is rejected
-    # "no answer", its STATE echoed past it and the sync succeeds: a transient network fault
-    # drops the row, where docs/guarantees.md retries a reset 7 times and then fails the sync.
+    # Finding 3: the create was never applied (a reset, not "applied-lost"); after three
+    # immediate resends the row was rejected "no answer", its STATE echoed past it and the
+    # sync succeeded: a transient network fault dropped the row.
     writes.check(script)

@@ -7,7 +7,8 @@
 
 Each `apply` ends in one `Outcome`: written (created, updated, deleted), unchanged, or
 rejected with its reason. Nothing here retries a request: `VendorHttp.send` does, except a
-create whose answer was lost, which is looked for before it is sent again.
+create whose answer was lost, which is looked for before it is sent again, as often as any
+request is tried; one that never gets an answer fails the sync (its row is not dropped).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from typing import Any
 
 from source_customers.destination.objects import Endpoint, Operation, WritableObject, body
 from source_customers.destination.vendor_http import Answer, VendorHttp
-
-LOST_CREATE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -98,15 +97,17 @@ class KeyedObject(Applier):
 
     def _create(self, record: Mapping[str, Any], values: Mapping[str, Any]) -> Outcome:
         assert self.operation.create is not None
-        for _ in range(LOST_CREATE_TRIES):
-            answer = self.http.send(self.operation.create, values, record, idempotent=False)
+        create = self.operation.create
+        for attempt in range(self.http.tries):
+            self.http.pause(attempt)
+            answer = self.http.send(create, values, record, idempotent=False)
             if not answer.lost:
                 return Outcome("created") if answer.ok else rejected(
                     self._reason(answer), answer.message)
             # The add may have been applied: look before adding again.
             if self._exists(values):
                 return Outcome("created")
-        return rejected("no answer", "the add got no answer, and no customer has the key")
+        raise self.http.gave_up(create)
 
 
 class _Index:
@@ -206,7 +207,8 @@ class ListedObject(Applier):
         values = self.http.values(record)
         values[self.cursor] = current[self.cursor]
         changes = body(self.operation.update.body, record, values) or {}
-        if all(_same(current.get(k), v) for k, v in changes.items()):
+        folded = set((self.obj.listing or {}).get("casefold") or [])
+        if all(_same(current.get(k), v, k in folded) for k, v in changes.items()):
             return Outcome("unchanged")
         if self.dry_run:
             return Outcome("updated")
@@ -236,7 +238,8 @@ class ListedObject(Applier):
         if self.dry_run:
             return Outcome("created")
         values = self.http.values(record)
-        for _ in range(LOST_CREATE_TRIES):
+        for attempt in range(self.http.tries):
+            self.http.pause(attempt)
             answer = self.http.send(create, values, record, idempotent=False)
             if not answer.lost:
                 if not answer.ok:
@@ -248,7 +251,7 @@ class ListedObject(Applier):
             if adopted is not None:
                 self.index().add(adopted)
                 return Outcome("created")
-        return rejected("no answer", "the create got no answer, and no new customer holds it")
+        raise self.http.gave_up(create)
 
     def _made_by_lost_create(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         """A customer the create may have made: listed now, not before, with its e-mail."""
@@ -261,9 +264,11 @@ class ListedObject(Applier):
         return None
 
 
-def _same(current: Any, wanted: Any) -> bool:
-    if isinstance(current, str) and isinstance(wanted, str):
-        return current == wanted
+def _same(current: Any, wanted: Any, folded: bool = False) -> bool:
+    """Whether the vendor already holds `wanted`; an e-mail address in another letter case
+    is the same address (it matched), and is left as the vendor has it."""
+    if folded and isinstance(current, str) and isinstance(wanted, str):
+        return current.casefold() == wanted.casefold()
     return bool(current == wanted)
 
 

@@ -135,10 +135,11 @@ def check(path: str) -> dict[str, Any]:
     writes, config = _config(path)
     http = VendorHttp(writes, {**config, "connection_check": True}, checking=True)
     answer = http.send(writes.check, http.values({}))
-    if answer.status in writes.answers.fail_statuses or not (200 <= answer.status < 500):
-        return _status(False, f"{writes.vendor} answered the check with HTTP {answer.status}: "
-                              f"{answer.message or 'no explanation given'}")
-    return _status(True)
+    if answer.ok or set(answer.codes) & set(writes.check.ok_codes):
+        return _status(True)
+    return _status(False, f"{writes.vendor} answered the check ({writes.check.method} "
+                          f"{writes.check.path}) with HTTP {answer.status}: "
+                          f"{answer.message or 'no explanation given'}. Check base_url.")
 
 
 def discover(path: str) -> dict[str, Any]:

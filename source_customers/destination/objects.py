@@ -30,6 +30,7 @@ class Endpoint:
     query: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     gone_statuses: tuple[int, ...] = ()
+    ok_codes: tuple[int, ...] = ()  # vendor codes that still answer the request (a check's)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def load_writes(vendor: str) -> Writes:
     return Writes(
         vendor=raw["vendor"], key=vendor, config_keys=list(raw["config_keys"]),
         check=Endpoint(method=check["method"], path=check["path"],
-                       query={**(check.get("query") or {}), **(check.get("check_query") or {})}),
+                       query={**(check.get("query") or {}), **(check.get("check_query") or {})},
+                       ok_codes=tuple(check.get("ok_codes") or ())),
         answers=Answers(
             message_paths=[list(p) for p in answers.get("message_paths") or []],
             reference_path=list(answers.get("reference_path") or []),

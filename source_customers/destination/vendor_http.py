@@ -139,6 +139,17 @@ class VendorHttp:
         raise _failed(f"{problem}, {self.tries} times: the sync stopped; try again later.",
                       FailureType.transient_error)
 
+    def pause(self, attempt: int) -> None:
+        """Waits before `attempt` (none before the first), as between retries."""
+        if attempt:
+            time.sleep(self._wait(attempt, None))
+
+    def gave_up(self, endpoint: Endpoint) -> AirbyteTracedException:
+        return _failed(f"{self.writes.vendor} gave no answer to {endpoint.method} "
+                       f"{endpoint.path}, {self.tries} times, and nothing it made can be "
+                       "found: the sync stopped; try again later.",
+                       FailureType.transient_error)
+
     def _wait(self, attempt: int, asked: float | None) -> float:
         """Seconds before the next attempt: as `Retry-After` asked, else 2, 4, 8 ... s
         (at most a minute), jittered so that the workers do not retry in step."""

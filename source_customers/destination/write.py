@@ -50,7 +50,8 @@ class StreamWrite:
             parts.append(f"{self.kinds['rejected']:,} {verb}rejected ({counted(self.reasons)})")
         took = duration(time.monotonic() - self.started)
         state = f"done in {took}" if done else f"running for {took}"
-        return (f"Stream '{self.name}' {state}: {self.records:,} records"
+        records = f"{self.records:,} record{'' if self.records == 1 else 's'}"
+        return (f"Stream '{self.name}' {state}: {records}"
                 + (f": {', '.join(parts)}" if parts else "") + ".")
 
 
