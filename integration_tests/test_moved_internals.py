@@ -4,8 +4,7 @@ feature that touched one, and says so once in a WARN log.
 Each touch point that `runtime/hooks.py` and `speedups.py` list is moved in turn, in a
 process of its own, before `source-customers read` starts: a function gets other
 parameters (a wrapper that still does its work, so the CDK runs as before), a constructor
-no longer sets the attribute (the same), a method no longer calls the one a feature replaces
-(the same), a module's log texts are gone. The records must be
+no longer sets the attribute (the same), a module's log texts are gone. The records must be
 those of an untouched read, by primary key.
 """
 
@@ -53,7 +52,7 @@ def move(group: str, feature: int, point: int) -> None:
             if callable(value) and getattr(value, "__module__", None) == owner.__name__:
                 setattr(owner, name, _delegating(value))
         return
-    name = touch.set_by or touch.used_by or touch.name
+    name = touch.set_by or touch.name
     static = isinstance(vars(owner).get(name), staticmethod)
     moved = _delegating(getattr(owner, name))
     setattr(owner, name, staticmethod(moved) if static else moved)
@@ -107,9 +106,8 @@ def test_a_moved_internal_turns_its_feature_off_and_the_read_is_unchanged(
     touch = feature.touch_points[point[2]]
     # Every feature that touches this internal is off, each said once.
     off = [f for group in FEATURES.values() for f in group
-           if any((p.owner, p.name, p.set_by, p.text, p.used_by)
-                  == (touch.owner, touch.name, touch.set_by, touch.text, touch.used_by)
-                  for p in f.touch_points)]
+           if any((p.owner, p.name, p.set_by, p.text) == (touch.owner, touch.name, touch.set_by,
+                                                          touch.text) for p in f.touch_points)]
     warnings = [w for w in output.logs("WARN") if "source-customers:" in w]
     assert len(warnings) == len(off), warnings
     for each in off:

@@ -34,7 +34,6 @@ MODULES = (
     "components/loke",
     "components/capillary",
     "components/okendo",
-    "components/readahead",
     "runtime/hooks",
 )
 OUTPUT = ROOT / "manifests" / "components.py"

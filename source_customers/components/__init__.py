@@ -20,7 +20,6 @@ from source_customers.components.okendo import (
     OkendoTypedValues,
 )
 from source_customers.components.paging import LastItemCursorPagination, NextLinkPagination
-from source_customers.components.readahead import ReadAhead
 
 __all__ = [
     "CapillaryTokenAuthenticator",
@@ -33,7 +32,6 @@ __all__ = [
     "OkendoCustomerLookup",
     "OkendoNewCustomersReadFromStart",
     "OkendoTypedValues",
-    "ReadAhead",
     "RetryAfter",
     "SharedClientCredentialsOAuthenticator",
 ]

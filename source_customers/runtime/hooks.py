@@ -25,14 +25,6 @@ from airbyte_cdk.sources.concurrent_source import concurrent_read_processor
 from airbyte_cdk.sources.concurrent_source.concurrent_read_processor import (
     ConcurrentReadProcessor,
 )
-from airbyte_cdk.sources.declarative.requesters.paginators.default_paginator import (
-    DefaultPaginator,
-)
-from airbyte_cdk.sources.declarative.requesters.paginators.strategies.stop_condition import (
-    StopConditionPaginationStrategyDecorator,
-)
-from airbyte_cdk.sources.declarative.retrievers.pagination_tracker import PaginationTracker
-from airbyte_cdk.sources.declarative.retrievers.simple_retriever import SimpleRetriever
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
@@ -43,7 +35,6 @@ from airbyte_cdk.sources.streams.http import rate_limiting
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
-from source_customers.components.readahead import install_read_ahead
 from source_customers.masking import masked
 from source_customers.runtime.deadline import install_deadline
 from source_customers.runtime.failures import (
@@ -60,7 +51,6 @@ class TouchPoint:
 
     `params`: the parameters of a function the feature replaces or calls, in order.
     `set_by`: for an attribute of the owner's instances, the method that sets it.
-    `used_by`: for a method the feature replaces, the owner's method that must call it.
     `text`: a text the owner's code writes (a log line a filter rewrites).
     """
 
@@ -69,7 +59,6 @@ class TouchPoint:
     params: tuple[str, ...] | None = None
     set_by: str = ""
     text: str = ""
-    used_by: str = ""
 
     def where(self) -> str:
         owner = getattr(self.owner, "__qualname__", None) or getattr(self.owner, "__name__", "?")
@@ -82,12 +71,6 @@ class TouchPoint:
             method = inspect.unwrap(method) if callable(method) else None
             if self.name not in _names_used(method):
                 return f"{self.set_by} no longer sets it"
-            return None
-        if self.used_by:
-            method = getattr(self.owner, self.used_by, None)
-            method = inspect.unwrap(method) if callable(method) else None
-            if self.name not in _names_used(method):
-                return f"{self.used_by} no longer calls it"
             return None
         if self.text:
             if not any(self.text in text for text in _texts(self.owner)):
@@ -168,7 +151,6 @@ def install_masked_output() -> None:
 
 
 _READ = ConcurrentReadProcessor
-_PAGES = SimpleRetriever
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "personal data masked in log lines and messages (the CDK's secret filter still "
@@ -226,26 +208,6 @@ FEATURES: tuple[Feature, ...] = (
         (TouchPoint(rate_limiting, "", text="UserDefinedBackoffException: Rate limit exceeded"),
          TouchPoint(rate_limiting, "", text="Caught retryable error ")),
         install_retry_log,
-    ),
-    Feature(
-        "read-ahead of the next page (each page is requested once the previous one's records "
-        "are read)",
-        (TouchPoint(_PAGES, "_read_pages", ("self", "records_generator_fn", "stream_slice")),
-         TouchPoint(_PAGES, "_fetch_next_page",
-                    ("self", "stream_slice", "next_page_token", "page_size_override")),
-         TouchPoint(_PAGES, "_next_page_token",
-                    ("self", "response", "last_page_size", "last_record", "last_page_token_value",
-                     "page_size_override", "stream_slice")),
-         TouchPoint(_PAGES, "_fetch_next_page", used_by="_read_pages"),
-         TouchPoint(_PAGES, "_next_page_token", used_by="_read_pages"),
-         TouchPoint(_PAGES, "_paginator", set_by="__post_init__"),
-         TouchPoint(_PAGES, "additional_query_properties", set_by="__init__"),
-         TouchPoint(_PAGES, "page_size_reduction", set_by="__init__"),
-         TouchPoint(_PAGES, "pagination_tracker_factory", set_by="__init__"),
-         TouchPoint(PaginationTracker, "_limit", set_by="__init__"),
-         TouchPoint(DefaultPaginator, "pagination_strategy", set_by="__init__"),
-         TouchPoint(StopConditionPaginationStrategyDecorator, "_delegate", set_by="__init__")),
-        install_read_ahead,
     ),
 )
 
