@@ -310,3 +310,24 @@ def test_the_cli_writes_a_sync_end_to_end(malomo: list[dict[str, Any]],
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["type"] for m in printed] == ["STATE", "LOG"]
     assert "sk_test_0123456789" not in json.dumps(printed)
+
+
+def test_progress_is_told_while_a_write_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from source_customers.destination.write import StreamWrite
+    from source_customers.runtime.progress import PROGRESS_SECONDS_VARIABLE
+
+    monkeypatch.setenv(PROGRESS_SECONDS_VARIABLE, "0.05")
+
+    class Paced(_Slow):
+        def apply(self, data: dict[str, Any]) -> Outcome:
+            threading.Event().wait(0.01)  # the suite's time.sleep does not wait
+            return super().apply(data)
+
+    paced = Paced()
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", paced)},  # type: ignore[arg-type]
+                    1, RejectedRecords(None), out.append, False)
+    writer.run(record({"email": f"k{n}", "n": n}) for n in range(40))
+    told = [m["log"]["message"] for m in out if m["type"] == "LOG"]
+    assert any(line.startswith("Stream 'segment' running for ") and " updated" in line
+               for line in told), told
