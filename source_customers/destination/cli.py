@@ -183,9 +183,23 @@ def write(config_path: str, catalog_path: str) -> int:
         emit(_trace(failure_message(error), str(failure)))
         return 1
     finally:
-        rejected.close()
+        stored = _close(rejected)
+    if not stored:
+        return 1
     writer.summary()
     return 0
+
+
+def _close(rejected: Any) -> bool:
+    """Sends the rejected records where the config says; a store that fails (S3 unreachable or
+    refusing the PUT) is an ERROR trace, not a traceback."""
+    try:
+        rejected.close()
+    except OSError as error:  # requests' errors are OSErrors too
+        emit(_trace(f"Could not store the rejected records in {rejected.where()}: "
+                    f"{type(error).__name__}: {error}", "system_error"))
+        return False
+    return True
 
 
 def main(args: Sequence[str]) -> int:
