@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 
+from bench import writes
 from bench.cases import CASES, Case, Key, key_of
 from integration_tests.cli import EXECUTABLE, catalog_for, run
 from integration_tests.sandbox import start
@@ -53,6 +54,7 @@ class Run:
     load: float = 0.0  # the machine's 1-minute load average when the case began: others' work
     rounds_s: tuple[float, ...] = ()  # every round's wall time, in the order run
     multiple: float | None = None  # start-up case: wall time over python's, round by round
+    extra: dict[str, Any] | None = None  # write cases: what else was measured (pacing)
 
     @property
     def records_per_s(self) -> float:
@@ -123,7 +125,22 @@ def workers(vendor: str, config: dict[str, Any]) -> int:
     return min(int(default.eval(config)), int(level.get("max_concurrency") or 10**6))
 
 
+def write_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
+    """A write case (bench/writes.py): one run of each tool, its end state checked."""
+    print(f"\n{case.name}: {case.about}", flush=True)
+    load = os.getloadavg()[0]
+    print(f"  scale {scale:g}; latency {latency_ms:g} ms; load average {load:.1f}", flush=True)
+    try:
+        measured = writes.run(case.name, scale, latency_ms)
+    except writes.WriteFailed as error:
+        raise CaseFailed(str(error)) from error
+    return [Run(case.name, m.tool, latency_ms, m.wall_s, m.records, m.peak_rss_mib, m.workers,
+                load, (m.wall_s,), extra=m.extra) for m in measured]
+
+
 def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[Run]:
+    if case.kind == "write":
+        return write_case(case, scale, latency_ms)
     folder = OUT / case.name
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n{case.name}: {case.about}", flush=True)
@@ -338,6 +355,25 @@ def targets(runs: list[Run], scale: float) -> list[str]:
         None if growth is None else growth <= 1.2,
         "memory (loke-customers-100k vs -10k): connector peak RSS at 100k <= 1.2 x at 10k",
         f"{growth:.2f} x" if growth else "needs both cases"))
+    speed = speed_ratio(runs, "malomo-write-10k")
+    at = latency("malomo-write-10k")
+    lines.append(verdict(
+        None if speed is None or at != 20 else speed >= 5,
+        "writes, 20 ms latency (malomo-write-10k): destination rows/s >= 5 x the plain loop's",
+        f"{speed:.2f} x at {at:g} ms" if speed and at is not None else "not run"))
+    growth = (rss["malomo-write-mem-100k"] / rss["malomo-write-mem-10k"]
+              if {"malomo-write-mem-10k", "malomo-write-mem-100k"} <= rss.keys() else None)
+    lines.append(verdict(
+        None if growth is None else growth <= 1.2,
+        "memory (malomo-write-mem-100k vs -10k): destination peak RSS at 100k rows <= 1.2 x "
+        "at 10k", f"{growth:.2f} x" if growth else "needs both cases"))
+    paced = next((r.extra for r in runs if r.case == "capillary-write-paced" and r.extra), None)
+    lines.append(verdict(
+        None if paced is None else (paced["most_in_60s"] <= paced["requests_per_minute"]
+                                    and not paced["refused_429"]),
+        "pacing (capillary-write-paced): requests arriving in any 60 s <= requests_per_minute, "
+        "no 429", f"at most {paced['most_in_60s']} in 60 s for {paced['requests_per_minute']} "
+        f"a minute, {paced['refused_429']} answered 429" if paced else "not run"))
     if scale != 1:
         lines.append(f"  (scale {scale:g}: the targets are defined at scale 1)")
     return lines
@@ -372,6 +408,7 @@ def record(path: Path, runs: list[Run], scale: float) -> None:
                 "rss_ratio": round(rss, 3) if connector and rss else None,
                 "load_1m": round(r.load, 2),
                 "rounds_s": [round(wall, 3) for wall in r.rounds_s],
+                **(r.extra or {}),
             }) + "\n")
 
 

@@ -54,7 +54,8 @@ class Case:
     # Other tools read the case too: "dlt" is dlt's rest_api source (bench/dlt_rest_api.py).
     peers: tuple[str, ...] = ()
     # "read": the tools read the streams; "startup": `spec` and `check` are timed against
-    # Python importing requests and yaml (no records).
+    # Python importing requests and yaml (no records); "write": `destination-customers write`
+    # (bench/writes.py seeds, feeds and checks it; `setup` is not used).
     kind: str = "read"
     # Run only when named in --cases (a long case), and then by the connector alone.
     on_request: bool = False
@@ -122,6 +123,10 @@ def okendo_reviews(scale: float) -> Setup:
                  {"reviews": [r for s in okendo.REVIEW_STATUSES for r in api.reviews_of(s)]})
 
 
+def written_by_writes(scale: float) -> Setup:
+    raise NotImplementedError("write cases are set up by bench/writes.py")
+
+
 def capillary_by_mobile(scale: float) -> Setup:
     api = capillary.Api(customers=scaled(2000, scale))
     mobiles = [str(api.identifier(c, "mobile")) for c in api.customers]
@@ -172,4 +177,21 @@ CASES: tuple[Case, ...] = (
     Case("capillary-2k", "capillary", ("customers",), 20,
          "Capillary, 2,000 mobiles, one lookup each",
          capillary_by_mobile),
+    # Writes (bench/writes.py): each checked by the vendor's end state.
+    Case("malomo-write-10k", "malomo", ("customers",), 20,
+         "Malomo append_dedup by e-mail, 10,000 rows (70% existing customers changed, 30% "
+         "new), 20 ms a request: destination-customers (10 workers) against a plain "
+         "sequential loop (list once, then PUT or POST per row)",
+         written_by_writes, kind="write"),
+    Case("malomo-write-mem-10k", "malomo", ("customers",), 0,
+         "Malomo append_dedup, 10,000 rows updating 1,000 customers round and round, the "
+         "destination alone: the peak-RSS reference for 100k",
+         written_by_writes, kind="write"),
+    Case("malomo-write-mem-100k", "malomo", ("customers",), 0,
+         "Malomo append_dedup, 100,000 rows streamed from a file: peak RSS against 10k's",
+         written_by_writes, kind="write"),
+    Case("capillary-write-paced", "capillary", ("customers",), 20,
+         "Capillary update by mobile, 300 rows with requests_per_minute 200 (the sandbox "
+         "answers 429 past 200 in 60 s): requests in any 60 s within the budget",
+         written_by_writes, kind="write"),
 )

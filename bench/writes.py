@@ -1,0 +1,352 @@
+"""The bench's write cases: `destination-customers write` into the Malomo and Capillary sandboxes.
+
+Each case builds its input rows as Airbyte RECORD and STATE lines in a file, seeds a fresh
+sandbox per tool, and streams the file into the tool's stdin (through spawn.py, for its own
+peak RSS). What the tools did is checked by the vendor's end state, not by their output:
+every row applied once, no duplicate e-mail, the last row for a key the one that holds.
+
+- `malomo-write-10k`: Malomo `append_dedup` by e-mail of 10,000 rows (70% existing customers
+  changed, 30% new) at 20 ms a request, the destination (10 workers) against the plain loop
+  below (`python -m bench.writes baseline CONFIG ROWS`: list the customers once, then one PUT
+  or POST per row, one request at a time).
+- `malomo-write-mem-10k`, `malomo-write-mem-100k`: the destination alone, no latency, 10,000
+  and 100,000 rows updating the same 1,000 customers over and over: its peak RSS must not
+  grow with the input (it reads stdin line by line through bounded queues).
+- `capillary-write-paced`: Capillary `update` by mobile, 300 rows with `requests_per_minute`
+  at two thirds of the rows (200), the sandbox answering 429 past that many requests in any
+  60 s: the highest count of requests in any 60 s must stay within the budget, with no 429.
+
+    python -m bench.writes baseline CONFIG ROWS   # the plain loop, for Malomo
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from integration_tests.sandbox import capillary, malomo, start
+from integration_tests.sandbox.server import VendorApi
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+SPAWN = ROOT / "bench" / "spawn.py"
+DESTINATION = shutil.which("destination-customers", path=str(Path(sys.executable).parent)) \
+    or "destination-customers"
+STATE_EVERY = 1000  # a STATE line after every this many rows
+MALOMO_WORKERS = 10  # the destination's num_workers in the Malomo cases (default 4, most 20)
+
+
+class WriteFailed(Exception):
+    """A tool failed, or the vendor's end state is not what the rows say."""
+
+
+def scaled(count: int, scale: float) -> int:
+    return max(1, round(count * scale))
+
+
+def activation(mode: str, key: str) -> dict[str, Any]:
+    return {"streams": [{
+        "stream": {"name": "segment", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh", "destination_sync_mode": mode,
+        "destination_object_name": "customers", "primary_key": [[key]]}]}
+
+
+def write_input(path: Path, rows: Any) -> int:
+    """RECORD lines, a STATE after every STATE_EVERY and at the end; the number of rows."""
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        for n, row in enumerate(rows, 1):
+            out.write(json.dumps({"type": "RECORD", "record": {
+                "stream": "segment", "data": row, "emitted_at": 1}}) + "\n")
+            if n % STATE_EVERY == 0:
+                out.write(json.dumps(_state(n)) + "\n")
+        if n % STATE_EVERY:
+            out.write(json.dumps(_state(n)) + "\n")
+    return n
+
+
+def _state(n: int) -> dict[str, Any]:
+    return {"type": "STATE", "state": {"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "segment"}, "stream_state": {"n": n}}}}
+
+
+def measure(args: list[str], stdin: Path, folder: Path, name: str,
+            cwd: Path | None = None) -> tuple[float, float, Path]:
+    """Runs `args` with `stdin` streamed in: wall seconds, peak RSS (MiB), its stdout."""
+    stdout, stderr = folder / f"{name}.jsonl", folder / f"{name}.stderr"
+    usage = folder / f"{name}.usage.json"
+    usage.unlink(missing_ok=True)
+    with stdin.open("rb") as in_, stdout.open("wb") as out, stderr.open("wb") as err:
+        subprocess.run([sys.executable, "-S", str(SPAWN), str(usage), *args], stdin=in_,
+                       stdout=out, stderr=err, cwd=cwd or folder, check=False)
+    if not usage.exists():
+        raise WriteFailed(f"{name} could not be started: {stderr.read_text(errors='replace')}")
+    measured = json.loads(usage.read_text())
+    if measured["exit"]:
+        tail = stderr.read_text(errors="replace")[-2000:]
+        raise WriteFailed(f"{name} exited with {measured['exit']}; stderr ends:\n{tail}")
+    return measured["wall_s"], measured["peak_rss_kib"] / 1024, stdout
+
+
+def check_destination_output(stdout: Path, rows: int) -> None:
+    """No error trace; the last STATE echoed counts every row's epoch, none rejected."""
+    states, rejected, recorded = 0, 0.0, 0.0
+    with stdout.open("rb") as lines:
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue
+            message = json.loads(line)
+            if message.get("type") == "TRACE" and message["trace"].get("type") == "ERROR":
+                raise WriteFailed(f"destination error: {message['trace']['error']['message']}")
+            if message.get("type") == "STATE":
+                states += 1
+                stats = message["state"].get("destinationStats", {})
+                recorded += stats.get("recordCount", 0)
+                rejected += stats.get("rejectedRecordCount", 0)
+    if states != -(-rows // STATE_EVERY) or recorded != rows or rejected:
+        raise WriteFailed(f"destination echoed {states} STATEs counting {recorded:g} records, "
+                          f"{rejected:g} rejected, for {rows} rows")
+
+
+def _timed(api: VendorApi) -> list[tuple[float, str, int]]:
+    """Records (arrival time, path, status) of every request the sandbox receives."""
+    seen: list[tuple[float, str, int]] = []
+    handle = api.handle
+
+    def timed(request: Any) -> Any:
+        arrived = time.monotonic()
+        response = handle(request)
+        seen.append((arrived, request.path, response.status))
+        return response
+    api.handle = timed  # type: ignore[method-assign]
+    return seen
+
+
+# --- Malomo ------------------------------------------------------------------------------
+def malomo_rows(api: malomo.Api, count: int) -> list[dict[str, Any]]:
+    """70% existing customers (with an e-mail) changed, 30% new addresses, interleaved."""
+    existing = [c for c in api.customers if c.get("email")]
+    rows, used = [], 0
+    for n in range(count):
+        if n % 10 < 7 and used < len(existing):
+            customer = existing[used]
+            used += 1
+            rows.append({"email": customer["email"], "first_name": f"Changed{n}",
+                         "last_name": customer.get("last_name")})
+        else:
+            rows.append({"email": f"new.customer.{n}@bench.example.com", "first_name": "New",
+                         "last_name": f"Row{n}"})
+    return rows
+
+
+def verify_malomo(api: malomo.Api, rows: list[dict[str, Any]], before: set[str]) -> None:
+    """Every row applied once (a PUT per existing customer's last row, a POST per new
+    address), the customer holding the row's last values, no duplicate e-mail."""
+    by_email: dict[str, list[dict[str, Any]]] = {}
+    for c in api.customers:
+        if c.get("email"):
+            by_email.setdefault(c["email"].casefold(), []).append(c)
+    duplicated = [e for e, found in by_email.items() if len(found) > 1]
+    last: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        last[row["email"].casefold()] = row
+    problems = []
+    if duplicated:
+        problems.append(f"{len(duplicated)} e-mails held by more than one customer")
+    wrong = [e for e, row in last.items() if len(by_email.get(e, [])) != 1 or any(
+        by_email[e][0].get(k) != v for k, v in row.items() if v is not None)]
+    if wrong:
+        problems.append(f"{len(wrong)} rows not applied (e.g. {wrong[0]})")
+    new = {e for e in last if e not in before}
+    if sorted(api.created) != sorted(by_email[e][0]["id"] for e in new if e in by_email) \
+            or len(api.created) != len(new):
+        problems.append(f"{len(api.created)} customers created for {len(new)} new addresses")
+    puts = Counter(cid for method, cid in api.writes if method == "PUT")
+    expected_puts = Counter(by_email[e][0]["id"] for row in rows
+                            if (e := row["email"].casefold()) in before)
+    if puts != expected_puts:
+        problems.append(f"{sum(puts.values())} updates for "
+                        f"{sum(expected_puts.values())} changed rows of existing customers")
+    if api.deleted:
+        problems.append(f"{len(api.deleted)} customers deleted")
+    if problems:
+        raise WriteFailed("; ".join(problems))
+
+
+@dataclass
+class Measured:
+    tool: str
+    wall_s: float
+    records: int
+    peak_rss_mib: float
+    workers: int | None = None
+    extra: dict[str, Any] | None = None
+
+
+def malomo_case(folder: Path, customers: int, count: int, latency_ms: float, tools: tuple[str, ...],
+                rows_of: Callable[[malomo.Api, int], list[dict[str, Any]]]) -> list[Measured]:
+    results = []
+    for tool in tools:
+        api = malomo.Api(customers=customers)
+        rows = rows_of(api, count)
+        before = {c["email"].casefold() for c in api.customers if c.get("email")}
+        stdin = folder / "input.jsonl"
+        n = write_input(stdin, rows)
+        server = start(api)
+        try:
+            config = {**malomo.config(server.url), "num_workers": MALOMO_WORKERS}
+            (folder / "config.json").write_text(json.dumps(config))
+            (folder / "catalog.json").write_text(json.dumps(activation("append_dedup", "email")))
+            (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            api.latency = latency_ms / 1000
+            if tool == "connector":
+                args = [DESTINATION, "write", "--config", "config.json",
+                        "--catalog", "catalog.json"]
+            else:
+                args = [sys.executable, "-m", "bench.writes", "baseline",
+                        str(folder / "config.json"), str(folder / "rows.jsonl")]
+            wall, rss, stdout = measure(args, stdin, folder, tool,
+                                        None if tool == "connector" else ROOT)
+            api.latency = 0
+        finally:
+            server.stop()
+        if tool == "connector":
+            check_destination_output(stdout, n)
+        verify_malomo(api, rows, before)
+        print(f"  {tool}: {n:,} rows in {wall:.2f} s, peak RSS {rss:.0f} MiB "
+              f"({len(api.created):,} created, {len(api.updated):,} updated; end state checked)",
+              flush=True)
+        results.append(Measured(tool, wall, n, rss,
+                                MALOMO_WORKERS if tool == "connector" else None))
+    return results
+
+
+def cycling_rows(api: malomo.Api, count: int) -> list[dict[str, Any]]:
+    """`count` updates going round the sandbox's customers with an e-mail, each a change."""
+    existing = [c for c in api.customers if c.get("email")]
+    return [{"email": existing[n % len(existing)]["email"], "first_name": f"Round{n}"}
+            for n in range(count)]
+
+
+# --- Capillary ---------------------------------------------------------------------------
+def capillary_case(folder: Path, count: int, latency_ms: float) -> list[Measured]:
+    budget = max(1, count * 2 // 3)  # requests a minute: the rows overrun one window
+    api = capillary.Api(customers=count + 50, per_window=budget, rate_window=60.0)
+    mobiles, seen_mobiles = [], set()
+    for c in api.customers:
+        m = capillary.Api.identifier(c, "mobile")
+        if m and m not in seen_mobiles and api.find("mobile", m) is c:
+            seen_mobiles.add(m)
+            mobiles.append(m)
+    mobiles = mobiles[:count]
+    rows = [{"mobile": m, "firstName": f"Paced{n}"} for n, m in enumerate(mobiles)]
+    stdin = folder / "input.jsonl"
+    n = write_input(stdin, rows)
+    seen = _timed(api)
+    server = start(api)
+    try:
+        config = {**capillary.config(server.url), "requests_per_minute": budget}
+        (folder / "config.json").write_text(json.dumps(config))
+        (folder / "catalog.json").write_text(json.dumps(activation("update", "mobile")))
+        api.latency = latency_ms / 1000
+        wall, rss, stdout = measure([DESTINATION, "write", "--config", "config.json",
+                                     "--catalog", "catalog.json"], stdin, folder, "connector")
+        api.latency = 0
+    finally:
+        server.stop()
+    check_destination_output(stdout, n)
+    wrong = [m for m, row in zip(mobiles, rows, strict=True)
+             if (found := api.find("mobile", m)) is None
+             or found["profiles"][0].get("firstName") != row["firstName"]]
+    if wrong or len(api.updates) != n or api.added or api.merges:
+        raise WriteFailed(f"{len(wrong)} rows not applied; {len(api.updates)} updates for {n} "
+                          f"rows, {len(api.added)} added, {len(api.merges)} merges")
+    times = sorted(t for t, path, _ in seen if path != "/v3/oauth/token/generate")
+    refused = sum(1 for _, _, status in seen if status == 429)
+    most = max(sum(1 for u in times[i:] if u < t + 60) for i, t in enumerate(times))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    per_minute = (len(times) - 1) / span * 60 if span else float("inf")
+    # The sandbox answers 429 to a request past `budget` in the 60 s before it arrived (the
+    # destination retries it): the strict test is that none was needed.
+    extra = {"requests": len(times), "requests_per_minute": budget,
+             "most_in_60s": most, "achieved_per_minute": round(per_minute, 1),
+             "refused_429": refused,
+             # the shortest time between a request and the one `budget` after it (60 s: paced)
+             "shortest_window_s": round(min((times[i + budget] - times[i]
+                                             for i in range(len(times) - budget)),
+                                            default=0.0), 3)}
+    print(f"  connector: {n:,} rows in {wall:.2f} s, peak RSS {rss:.0f} MiB; {len(times)} "
+          f"requests, at most {most} in any 60 s (budget {budget}), {per_minute:.0f} a minute "
+          f"from first to last; {refused} answered 429 (and retried); shortest {budget + 1} "
+          f"requests' span {extra['shortest_window_s']} s", flush=True)
+    return [Measured("connector", wall, n, rss, 4, extra)]
+
+
+# --- the cases ---------------------------------------------------------------------------
+def run(name: str, scale: float, latency_ms: float) -> list[Measured]:
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "malomo-write-10k":
+        count = scaled(10_000, scale)
+        return malomo_case(folder, count, count, latency_ms, ("connector", "baseline"),
+                           malomo_rows)
+    if name in ("malomo-write-mem-10k", "malomo-write-mem-100k"):
+        count = scaled(10_000 if name.endswith("-10k") else 100_000, scale)
+        return malomo_case(folder, 1_000, count, latency_ms, ("connector",), cycling_rows)
+    if name == "capillary-write-paced":
+        return capillary_case(folder, scaled(300, scale), latency_ms)
+    raise ValueError(name)
+
+
+# --- the plain loop ----------------------------------------------------------------------
+def baseline(config_path: str, rows_path: str) -> None:
+    """Malomo `append_dedup` by e-mail, the simplest correct way: list every customer once,
+    then per row PUT the customer its address names (when a field differs) or POST a new one."""
+    config = json.loads(Path(config_path).read_text())
+    base = config["base_url"].rstrip("/")
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {config['api_key']}",
+                            "Accept": malomo.ACCEPT})
+    by_email: dict[str, dict[str, Any]] = {}
+    after = None
+    while True:
+        response = session.get(f"{base}/customers",
+                               params={"next": after} if after else None, timeout=60)
+        response.raise_for_status()
+        page = response.json()
+        if not page:
+            break
+        for customer in page:
+            if customer.get("email"):
+                by_email.setdefault(customer["email"].casefold(), customer)
+        after = page[-1]["id"]
+    with open(rows_path, encoding="utf-8") as rows:
+        for line in rows:
+            row = {k: v for k, v in json.loads(line).items() if v is not None}
+            key = row["email"].casefold()
+            customer = by_email.get(key)
+            if customer is None:
+                response = session.post(f"{base}/customers", json=row, timeout=60)
+                response.raise_for_status()
+                by_email[key] = response.json()
+            elif any(customer.get(k) != v for k, v in row.items()):
+                response = session.put(f"{base}/customers/{customer['id']}", json=row,
+                                       timeout=60)
+                response.raise_for_status()
+                by_email[key] = response.json()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "baseline":
+        sys.exit("usage: python -m bench.writes baseline CONFIG ROWS")
+    baseline(sys.argv[2], sys.argv[3])
