@@ -378,6 +378,11 @@ def _malomo_row(world: World, history: dict[tuple[str, str], list[Fields]], row:
         history[key] = [_malomo_fields(found[0]) | {"id": found[0]["id"]} if found else None]
     current = history[key][-1]
     changes = {k: v for k, v in data.items() if k in malomo.WRITABLE}
+    # A row the customer already holds (its address in any letter case) changes nothing.
+    if current is not None and all(
+            str(current.get(k) or "").casefold() == str(v).casefold() if k == "email"
+            else current.get(k) == v for k, v in changes.items()):
+        return key, dict(current), False
     return key, {**(current or {}), **changes}, False
 
 

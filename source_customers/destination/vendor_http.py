@@ -162,7 +162,9 @@ class VendorHttp:
         return min(60.0, 2.0 ** attempt) * (0.5 + random.random() / 2)
 
     def _answer(self, response: requests.Response) -> Answer:
-        parsed = _json_body(response)
+        # An empty body (Malomo's 204 to a DELETE) is no document: not parsed, which would
+        # log the parser's complaint as an error.
+        parsed = _json_body(response) if response.content.strip() else None
         document = None if parsed is NOT_JSON else parsed
         codes = []
         errors = value_at(document, self.writes.answers.error_codes_path) \
