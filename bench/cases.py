@@ -145,8 +145,8 @@ CASES: tuple[Case, ...] = (
     Case("loke-customers-100k", "loke", ("customers",), 0,
          "LOKE customers, 100,000 in pages of 1,000: a paged stream's throughput",
          loke_customers(100_000), rounds=3, peers=("dlt",)),
-    # Real APIs answer a page in tens of milliseconds: there, reading the next page while
-    # this one's records are processed (components/readahead.py) is what pays.
+    # Real APIs answer a page in tens of milliseconds: there, the chain of requests, each
+    # sent once the answer before it is read, bounds a paged stream (README, 2026-12-04).
     Case("loke-customers-50k-20ms", "loke", ("customers",), 20,
          "LOKE customers, 50,000 in pages of 1,000, 20 ms a page: a paged stream over a "
          "network, where the next page's request overlaps this page's records",
