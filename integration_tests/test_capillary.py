@@ -114,7 +114,12 @@ def test_other_source_needs_its_account_id(url: str, api: capillary.Api) -> None
     output = read_all(url, identifier_name="martjackId", identifiers=ids, source="MARTJACK",
                       account_id=capillary.ACCOUNT_ID, embed=["mlp", "segments"])
     assert_same_keys(output.keys("customers", "id"), [c["id"] for c in martjack])
-    assert all(r["loyaltyProgramDetails"] and r["segments"] for r in output.records("customers"))
+    records = output.records("customers")
+    assert all(r["segments"] for r in records)
+    # The programs each customer is enrolled in (loyalty customers are, in the sandbox's seed).
+    assert {r["id"]: [p["programId"] for p in r["loyaltyProgramDetails"]] for r in records} == {
+        c["id"]: [p["programId"] for p in api.programs(c)] for c in martjack}
+    assert any(r["loyaltyProgramDetails"] for r in records)
 
     without = read_all(url, identifier_name="martjackId", identifiers=ids, source="MARTJACK")
     assert without.returncode == 0

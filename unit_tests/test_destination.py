@@ -19,6 +19,7 @@ from serpyco_rs import Serializer
 
 from source_customers.destination import cli
 from source_customers.destination.apply import Outcome
+from source_customers.destination.errors import Refused
 from source_customers.destination.objects import body, load_writes
 from source_customers.destination.plan import plan
 from source_customers.destination.rejected import RejectedRecords
@@ -205,10 +206,10 @@ def test_capillary_521_is_retried_and_not_a_rejection(requests_mock: rm.Mocker,
 def test_a_mode_or_key_the_object_does_not_offer_fails_before_any_request(
         requests_mock: rm.Mocker) -> None:
     writes, http = load_writes("capillary"), VendorHttp(load_writes("capillary"), CAPILLARY)
-    with pytest.raises(cli._Refused, match="cannot be written in mode 'soft_delete'; it "
+    with pytest.raises(Refused, match="cannot be written in mode 'soft_delete'; it "
                                            "offers: update, append_dedup"):
         plan(writes, catalog("soft_delete", ["mobile"]), http, False)
-    with pytest.raises(cli._Refused, match=r"matching key \[firstName\] is not one"):
+    with pytest.raises(Refused, match=r"matching key \[firstName\] is not one"):
         plan(writes, catalog("update", ["firstName"]), http, False)
     assert not requests_mock.request_history
 

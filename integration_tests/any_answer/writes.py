@@ -48,7 +48,7 @@ STALL = 0.3  # seconds a "timeout" fault keeps the destination waiting (then ans
 # "429:date" with an HTTP-date two seconds ahead; "timeout" stalls STALL seconds and then
 # answers (the destination's read timeout is longer): a slow answer, applied.
 COMMON_FAULTS = ("429:0", "429:1", "429:2", "429:date", "500", "502", "503", "504", "html",
-                 "reset", "applied-lost", "timeout")
+                 "reset", "applied-lost", "applied-503", "timeout")
 VENDOR_FAULTS = {"malomo": COMMON_FAULTS, "capillary": (*COMMON_FAULTS, "521", "461")}
 RETRIES = 7  # vendor_http.MAX_TRIES: a burst this long on one request ends the sync
 

@@ -30,6 +30,16 @@ A body that is not a JSON object is a request-level 400 `{"errors": [{... "code"
 - `PUT /v2/customers/lookup?source=&identifierName=&identifierValue=&accountId=` updates the
   customer found (8015 as an item error when none); `profiles[].identifiers` are added to
   the profile of the query's source.
+- `loyaltyProgramEnrollments` (either write) `[{programId, tierNumber, loyaltyPoints,
+  tierExpiryDate, pointsExpiryDate}]` enrols the customer in each program of `PROGRAMS` it is
+  not in yet, dates only as `YYYY-MM-DDTHH:MM:SS+HH:MM`; one it is in is left unchanged and
+  nothing says so ("you cannot update details if the customer is already enrolled"). The
+  enrolments are `loyaltyProgramDetails` of a lookup with `embed=mlp`; every loyalty customer
+  of the seed is in the default program.
+- `commChannels` of the documented types; `mobilePush` on a source that does not support it
+  is not added, and the answer warns; an e-mail channel given as `verified: false` is added
+  with the warning 8069 "Customer email is not verified". Warnings mean the change was made.
+- A lookup checks a mobile's and an e-mail's form first: 8013 for one that is malformed.
 - Adding an identifier (either way) that another customer holds under another source or
   account MERGES the two customers, as documented: the customer written to survives, the
   other's profiles move to it and it disappears (for an add, the new profile joins the
@@ -37,7 +47,8 @@ A body that is not a JSON object is a request-level 400 `{"errors": [{... "code"
   `merges` ({"survivor", "victim" (None for an add), "identifier", "via"}), so tests can
   assert a destination never causes one.
 Bookkeeping for tests: `added` (new customer ids), `updates` (ids of customers updated, one
-per successful PUT), `merges`, `item_errors` ((method, code) of every failed item).
+per successful PUT), `merges`, `item_errors` ((method, code) of every failed item), `warned`
+((customer id, code) of every warning answered).
 
 Codes other than those above are undocumented; where an error needs one, the sandbox uses
 8003 and says so in the message.
@@ -74,6 +85,17 @@ WRITABLE_IDENTIFIERS = ("mobile", "email", "externalId", "wechat", "martjackId",
                         "tmall_uname", "cuid", "ali_uname", "jd_uname", "vip_uname", "line")
 WRITE_SOURCES = tuple(s for s in SOURCES if s != "ALL")
 INVALID_SOURCE, ALREADY_HELD, INVALID_IDENTIFIER, NOT_FOUND_CODE = 8003, 8012, 8013, 8015
+# Loyalty programs: id -> (title, tiers from the lowest). Every loyalty customer of the seed
+# is enrolled in the default program.
+PROGRAMS = {1483: ("Default Program", ("Silver", "Gold", "Platinum")),
+            2207: ("Beauty Club", ("Member", "Insider", "VIB"))}
+DEFAULT_PROGRAM = 1483
+CHANNEL_TYPES = ("mobile", "email", "wechat", "ios", "android", "line", "mobilePush")
+# mobilePush is supported for sources mobile_app, Instore, Martjack, Ecommerce and Website.
+PUSH_SOURCES = ("INSTORE", "MARTJACK", "ECOMMERCE")
+# Sandbox codes (the docs give none): an invalid enrolment, channel, or a date not in the form.
+INVALID_ENROLMENT, INVALID_CHANNEL, UNVERIFIED_EMAIL, PUSH_UNSUPPORTED = 8081, 8076, 8069, 8075
+CAPILLARY_DATE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 MOBILE = re.compile(r"^[0-9]{8,15}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -154,6 +176,9 @@ class Api(VendorApi):
         self.updates: list[int] = []  # id of the customer each successful PUT updated
         self.merges: list[dict[str, Any]] = []
         self.item_errors: list[tuple[str, int]] = []  # (method, code) of each failed item
+        self.warned: list[tuple[int, int]] = []  # (customer id, code) of each warning answered
+        # customer id -> the programs it is enrolled in (loyaltyProgramDetails), once asked
+        self._enrolments: dict[int, list[dict[str, Any]]] = {}
         self._failed_items = 0
         self._next_id = max((c["id"] for c in self.customers), default=565000000) + 7
         self._next_user = 800000
@@ -339,6 +364,11 @@ class Api(VendorApi):
             return None, error(400, 8003, f"Invalid source '{source}' (sandbox code)")
         if name not in IDENTIFIER_NAMES or not value:
             return None, error(400, 8003, "Invalid identifierName or value (sandbox code)")
+        # A cluster checks a mobile's and an e-mail's form before it looks (a check's lookup
+        # of mobile "0" meets this).
+        if (name == "mobile" and not MOBILE.match(value)) or (
+                name == "email" and not EMAIL.match(value)):
+            return None, error(400, INVALID_IDENTIFIER, f"Invalid {name}")
         # Without accountId a source other than INSTORE finds no one: 8015, as documented.
         found = self.find(name, value, source, q.get("accountId", ""))
         if found is None:
@@ -355,14 +385,91 @@ class Api(VendorApi):
         customer = copy.deepcopy(found)
         embed = {e.strip().lower() for e in request.query.get("embed", "").split(",") if e}
         if "mlp" in embed or "points" in embed:
-            customer["loyaltyProgramDetails"] = [{
-                "programId": 1483, "programTitle": "Default Program", "currentSlab": "Gold",
-                "slabSNo": 2, "loyaltyPoints": float(customer["id"] % 5000),
-                "lifetimePoints": float(customer["id"] % 9000), "redeemed": 0.0, "expired": 0.0,
-            }]
+            customer["loyaltyProgramDetails"] = copy.deepcopy(self.programs(found))
         if "segments" in embed:
             customer["segments"] = {"RFM": {"segmentName": "RFM", "partition": "Champions"}}
         return Response(200, customer)
+
+    def programs(self, customer: dict[str, Any]) -> list[dict[str, Any]]:
+        """The programs `customer` is enrolled in, as `embed=mlp` shows them."""
+        with self.lock:
+            if customer["id"] not in self._enrolments:
+                seeded = []
+                if customer["loyaltyInfo"]["loyaltyType"] == "loyalty":
+                    tier = customer["id"] % 3
+                    seeded.append(self._enrolment(DEFAULT_PROGRAM, tier + 1,
+                                                  customer["id"] % 5000, None, None))
+                self._enrolments[customer["id"]] = seeded
+            return self._enrolments[customer["id"]]
+
+    @staticmethod
+    def _enrolment(program: int, tier: int, points: int, tier_expiry: str | None,
+                   points_expiry: str | None) -> dict[str, Any]:
+        title, tiers = PROGRAMS[program]
+        return {"programId": program, "programTitle": title, "currentSlab": tiers[tier - 1],
+                "slabSNo": tier, "loyaltyPoints": float(points), "lifetimePoints": float(points),
+                "redeemed": 0.0, "expired": 0.0, "tierExpiryDate": tier_expiry,
+                "pointsExpiryDate": points_expiry}
+
+    @staticmethod
+    def _enrolment_problem(items: Any) -> str:
+        """Why `loyaltyProgramEnrollments` cannot be applied (an item error), or ""."""
+        if not isinstance(items, list):
+            return "loyaltyProgramEnrollments must be a list (sandbox code)"
+        for item in items:
+            if not isinstance(item, dict) or item.get("programId") not in PROGRAMS:
+                return "Invalid programId (sandbox code)"
+            tiers = PROGRAMS[item["programId"]][1]
+            tier = item.get("tierNumber", 1)
+            if not isinstance(tier, int) or not 1 <= tier <= len(tiers):
+                return f"Invalid tierNumber {tier!r} for program {item['programId']} (sandbox code)"
+            points = item.get("loyaltyPoints", 0)
+            if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+                return "Invalid loyaltyPoints (sandbox code)"
+            for name in ("tierExpiryDate", "pointsExpiryDate"):
+                if name in item and not (isinstance(item[name], str)
+                                         and CAPILLARY_DATE_TIME.match(item[name])):
+                    return (f"Invalid {name}: the supported format is "
+                            "YYYY-MM-DDTHH:MM:SS+/-(time-zone) (sandbox code)")
+        return ""
+
+    def _enrol(self, customer: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        """Enrols `customer` in each program it is not in yet; one it is in is left as it is,
+        silently ("you cannot update details if the customer is already enrolled")."""
+        held = self.programs(customer)
+        for item in items:
+            if any(p["programId"] == item["programId"] for p in held):
+                continue
+            held.append(self._enrolment(item["programId"], item.get("tierNumber", 1),
+                                        item.get("loyaltyPoints", 0),
+                                        item.get("tierExpiryDate"), item.get("pointsExpiryDate")))
+            customer["loyaltyInfo"]["loyaltyType"] = "loyalty"
+
+    @staticmethod
+    def _channel_problem(channels: list[dict[str, Any]]) -> str:
+        for channel in channels:
+            if channel.get("type") not in CHANNEL_TYPES or not isinstance(
+                    channel.get("value"), str):
+                return f"Invalid communication channel {channel.get('type')!r} (sandbox code)"
+        return ""
+
+    @staticmethod
+    def _channels(channels: list[dict[str, Any]], source: str
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The channels a profile of `source` takes, and the warnings of those it does not
+        (and of e-mail addresses given as unverified)."""
+        kept, warnings = [], []
+        for channel in channels:
+            if channel["type"] == "mobilePush" and source not in PUSH_SOURCES:
+                warnings.append({"status": False, "code": PUSH_UNSUPPORTED,
+                                 "message": f"mobilePush is not supported for source {source}; "
+                                            "the channel was not added (sandbox code)"})
+                continue
+            if channel["type"] == "email" and channel.get("verified") is False:
+                warnings.append({"status": False, "code": UNVERIFIED_EMAIL,
+                                 "message": "Customer email is not verified"})
+            kept.append(channel)
+        return kept, warnings
 
     # --- writes -------------------------------------------------------------------------
     def _item(self, method: str, customer_id: int | None, code: int = 0, message: str = "",
@@ -372,6 +479,8 @@ class Api(VendorApi):
         body = {"createdId": customer_id, "entity": customer_id, "success": not errors,
                 "warnings": warnings or [], "errors": errors}
         if not errors:
+            with self.lock:
+                self.warned += [(customer_id or 0, w["code"]) for w in warnings or []]
             return Response(200, body)
         with self.lock:
             self.item_errors.append((method, code))
@@ -426,6 +535,10 @@ class Api(VendorApi):
         """Folds `victim` into `survivor` (its profiles and cards); `victim` is gone."""
         for profile in victim["profiles"]:
             self._join(survivor, profile)
+        held = self.programs(survivor)
+        held += [p for p in self.programs(victim)
+                 if all(p["programId"] != h["programId"] for h in held)]
+        self._enrolments.pop(victim["id"], None)
         if "cardDetails" in victim and "cardDetails" not in survivor:
             survivor["cardDetails"] = victim["cardDetails"]
         self.customers.remove(victim)
@@ -475,6 +588,17 @@ class Api(VendorApi):
             problem = self._identifier_problem(item)
             if problem:
                 return self._item("POST", None, INVALID_IDENTIFIER, problem)
+        enrolments = body.get("loyaltyProgramEnrollments")
+        problem = "" if enrolments is None else self._enrolment_problem(enrolments)
+        if problem:
+            return self._item("POST", None, INVALID_ENROLMENT, problem)
+        all_channels = [c for change in profiles for c in change.get("commChannels") or []
+                        if isinstance(c, dict)]
+        problem = self._channel_problem(
+            all_channels + [c for c in body.get("commChannels") or [] if isinstance(c, dict)])
+        if problem:
+            return self._item("POST", None, INVALID_CHANNEL, problem)
+        warnings: list[dict[str, Any]] = []
         with self.lock:
             merge_into = None
             for item in identifiers:
@@ -490,8 +614,10 @@ class Api(VendorApi):
                 self._next_user += 1
                 items = [{"type": i["type"], "value": i["value"]}
                          for i in change.get("identifiers") or []]
-                channels = [c for c in change.get("commChannels") or body.get(
-                    "commChannels") or [] if isinstance(c, dict)]
+                channels, warned = self._channels(
+                    [c for c in change.get("commChannels") or body.get("commChannels") or []
+                     if isinstance(c, dict)], source)
+                warnings += warned
                 new_profiles.append({
                     "firstName": change.get("firstName", ""),
                     "lastName": change.get("lastName", ""),
@@ -527,7 +653,8 @@ class Api(VendorApi):
                 self._holders = None
                 self.merges.append({"survivor": holder["id"], "victim": None,
                                     "identifier": dict(item), "via": "POST /v2/customers"})
-                return self._item("POST", holder["id"], warnings=[{
+                self._enrol(holder, enrolments or [])
+                return self._item("POST", holder["id"], warnings=[*warnings, {
                     "status": False, "code": ALREADY_HELD,
                     "message": "Customer merged with an existing customer holding "
                                f"{item['type']} under another source (sandbox code)"}])
@@ -535,7 +662,8 @@ class Api(VendorApi):
             self.customers.append(customer)
             self._holders = None
             self.added.append(customer["id"])
-        return self._item("POST", customer["id"])
+            self._enrol(customer, enrolments or [])
+        return self._item("POST", customer["id"], warnings=warnings)
 
     def update(self, request: Request) -> Response:
         """`PUT /v2/customers/lookup`: profile, channels, identifiers, extended fields, loyalty
@@ -562,6 +690,16 @@ class Api(VendorApi):
             problem = self._identifier_problem(item)
             if problem:
                 return self._item("PUT", found["id"], INVALID_IDENTIFIER, problem)
+        enrolments = body.get("loyaltyProgramEnrollments")
+        problem = "" if enrolments is None else self._enrolment_problem(enrolments)
+        if problem:
+            return self._item("PUT", found["id"], INVALID_ENROLMENT, problem)
+        channels = [c for c in body.get("commChannels") or [] if isinstance(c, dict)]
+        channels += [c for change in profiles for c in change.get("commChannels") or []
+                     if isinstance(c, dict)]
+        problem = self._channel_problem(channels)
+        if problem:
+            return self._item("PUT", found["id"], INVALID_CHANNEL, problem)
         with self.lock:
             victims: list[tuple[dict[str, Any], dict[str, str]]] = []
             for item in additions:
@@ -578,7 +716,6 @@ class Api(VendorApi):
             profile = next((p for p in found["profiles"] if p["source"] == source
                             and (source == "INSTORE" or p["accountId"] == account_id)),
                            found["profiles"][0])
-            channels = [c for c in body.get("commChannels") or [] if isinstance(c, dict)]
             for change in profiles:
                 for key in ("firstName", "lastName"):
                     if key in change:
@@ -589,7 +726,8 @@ class Api(VendorApi):
                     if item not in profile["identifiers"]:
                         profile["identifiers"].append(item)
                         self._holders = None
-                channels += [c for c in change.get("commChannels") or [] if isinstance(c, dict)]
+            channels, warnings = self._channels(channels, source)
+            self._enrol(found, enrolments or [])
             for channel in channels:
                 kept = [c for c in profile.get("commChannels", [])
                         if c["type"] != channel.get("type")]
@@ -600,7 +738,7 @@ class Api(VendorApi):
                                     "identifier": dict(item), "via": "PUT /v2/customers/lookup"})
             profile["autoUpdateTime"] = datetime.now(IST).strftime("%Y-%m-%dT%H:%M:%S+05:30")
             self.updates.append(found["id"])
-        return self._item("PUT", found["id"])
+        return self._item("PUT", found["id"], warnings=warnings)
 
 
 # What the shared runner and standard tests serve: small, still with hits and misses.

@@ -64,7 +64,7 @@ FAULT_KINDS: tuple[str, ...] = (
 # ... and those that only mean something to a write: "applied-lost" applies the request and
 # then resets the connection. Kept out of FAULT_KINDS, which read suites deal from (for a
 # read it would only be another "reset").
-WRITE_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, "applied-lost")
+WRITE_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, "applied-lost", "applied-503")
 
 
 @dataclass
@@ -84,10 +84,12 @@ class Faults:
     "dropped" (the real response's headers promise the whole body, half of it is sent, the
     connection closes), "applied-lost" (the request is applied, routed to its handler so the
     vendor's state changes, then the connection is reset without a response: "applied, then
-    the answer lost", what makes a blind retry of a create create twice). A vendor module may
-    add kinds of its own in `fault_response`.
+    the answer lost", what makes a blind retry of a create create twice), "applied-STATUS"
+    (e.g. "applied-503": the request is applied, then a gateway in front of the vendor
+    answers STATUS as `fault_response` makes it: applied, yet answered as a failure). A vendor
+    module may add kinds of its own in `fault_response`.
 
-    Which kinds apply the request: "truncated", "dropped" and "applied-lost" always do (the
+    Which kinds apply the request: "truncated", "dropped" and "applied-..." always do (the
     handler runs, its answer is cut or lost); "timeout" does only when the client is still
     waiting at the end of the stall (it is then answered late); every other kind never does.
     E.g. `api.set_faults(scheduled=["", "applied-lost"])`: the next request passes, the one
@@ -179,6 +181,9 @@ class VendorApi:
         if kind == "applied-lost":
             self.route_response(request)  # the vendor's state changes; nobody hears of it
             return Response(transport="reset")
+        if kind and kind.startswith("applied-"):
+            self.route_response(request)
+            return self.fault_response(kind.removeprefix("applied-"))
         if kind == "429-no-retry-after":
             response = self.fault_response("429")
             response.headers.pop("Retry-After", None)

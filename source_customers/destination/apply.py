@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from source_customers.destination.objects import Endpoint, Operation, WritableObject, body
+from source_customers.destination.screen import Holder, Refusal
 from source_customers.destination.vendor_http import Answer, VendorHttp
 
 
@@ -28,6 +29,8 @@ class Outcome:
     reason: str = ""  # a rejection's cause in a few words, counted: "customer not found (8015)"
     message: str = ""  # the vendor's own words, if any
     field: str = ""  # the field at fault, if one is
+    warnings: tuple[str, ...] = ()  # the vendor's: written, but a side activity failed
+    notes: tuple[str, ...] = ()  # what the record asked for and was not applied, and why
 
 
 def rejected(reason: str, message: str = "", field: str = "") -> Outcome:
@@ -57,43 +60,87 @@ class Applier:
 
 
 class KeyedObject(Applier):
-    """An object the vendor looks up by the matching key (Capillary's customers)."""
+    """An object the vendor looks up by the matching key (Capillary's customers). A record
+    first passes the object's screen (destination/screen.py): its date-times in the vendor's
+    form, its identifiers to add held by no other customer, its enrolments new."""
 
     def apply(self, record: Mapping[str, Any]) -> Outcome:
         name = self.key[0] if self.key else ""
         value = record.get(name) if name else None
         if value is None or value == "":
             return rejected("no matching key", f"the record has no '{name}'", name)
-        values = self.http.values(record, name, value)
         op = self.operation
         assert op.update is not None, f"{op.mode}: an update endpoint"
+        screen = self.obj.screen
+        notes: tuple[str, ...] = ()
+        customer: Any = _UNKNOWN
+        if screen is not None:
+            dated = screen.dates(record)
+            if isinstance(dated, Refusal):
+                return rejected(dated.reason, dated.message, dated.field)
+            record = dated
+            if screen.needs_customer(record):
+                customer = self._customer(self.http.values(record, name, value))
+                if customer is _NEITHER:
+                    return rejected("lookup failed", "the vendor's answer said neither")
+                if customer is None and not op.create:
+                    return rejected("customer not found", f"no customer has this {name}", name)
+                screened = screen.against(record, customer, self._holder)
+                if isinstance(screened, Refusal):
+                    return rejected(screened.reason, screened.message, screened.field)
+                record, said = screened
+                notes = tuple(said)
+        values = self.http.values(record, name, value)
         changes = body(op.update.body, record, values)
         if self.dry_run or not changes:
-            exists = self._exists(values)
-            if exists is None:
+            if customer is _UNKNOWN:
+                customer = self._customer(values)
+            if customer is _NEITHER:
                 return rejected("lookup failed", "the vendor's answer said neither")
-            if exists:
-                return Outcome("unchanged" if not changes else "updated")
+            if customer is not None:
+                return Outcome("unchanged" if not changes else "updated", notes=notes)
             if not op.create:
                 return rejected("customer not found", f"no customer has this {name}", name)
             # A row of the key alone still adds its customer (the key is the add's body).
             return Outcome("created") if self.dry_run else self._create(record, values)
+        if customer is None:  # looked up already: no one has the key
+            return self._create(record, values)
         answer = self.http.send(op.update, values, record)
         if answer.ok:
-            return Outcome("updated")
+            return Outcome("updated", warnings=tuple(answer.warnings), notes=notes)
         if op.create and set(answer.codes) & self.http.writes.answers.not_found_codes:
             return self._create(record, values)
         return rejected(self._reason(answer), answer.message)
 
-    def _exists(self, values: Mapping[str, Any]) -> bool | None:
-        """Whether a customer has the key; None if the answer says neither."""
+    def _customer(self, values: Mapping[str, Any]) -> Any:
+        """The customer the key finds, as the vendor holds it; None when no one has the key;
+        _NEITHER when the answer says neither."""
         assert self.operation.find is not None, f"{self.operation.mode}: a find endpoint"
         answer = self.http.send(self.operation.find, values)
         if answer.ok:
-            return True
+            return answer.body if isinstance(answer.body, Mapping) else {}
         if set(answer.codes) & self.http.writes.answers.not_found_codes:
-            return False
-        return None
+            return None
+        return _NEITHER
+
+    def _exists(self, values: Mapping[str, Any]) -> bool | None:
+        """Whether a customer has the key; None if the answer says neither."""
+        customer = self._customer(values)
+        return None if customer is _NEITHER else customer is not None
+
+    def _holder(self, kind: str, value: str) -> Holder:
+        """Who holds identifier `kind` = `value` on any source (None: no one), and the vendor's
+        words when it refuses the lookup (8013)."""
+        find = self.obj.identifier_find
+        assert find is not None, "screen.identifiers.find"
+        answer = self.http.send(find, {**self.http.config, "type": kind, "value": value})
+        if answer.ok:
+            found = answer.body.get("id") if isinstance(answer.body, Mapping) else None
+            return (None, "the lookup found a customer without an id") if found is None \
+                else (str(found), "")
+        if set(answer.codes) & self.http.writes.answers.not_found_codes:
+            return None, ""
+        return None, answer.message or self._reason(answer)
 
     def _create(self, record: Mapping[str, Any], values: Mapping[str, Any]) -> Outcome:
         assert self.operation.create is not None
@@ -102,12 +149,15 @@ class KeyedObject(Applier):
             self.http.pause(attempt)
             answer = self.http.send(create, values, record, idempotent=False)
             if not answer.lost:
-                return Outcome("created") if answer.ok else rejected(
-                    self._reason(answer), answer.message)
+                return Outcome("created", warnings=tuple(answer.warnings)) if answer.ok \
+                    else rejected(self._reason(answer), answer.message)
             # The add may have been applied: look before adding again.
             if self._exists(values):
                 return Outcome("created")
         raise self.http.gave_up(create)
+
+
+_UNKNOWN, _NEITHER = object(), object()  # the customer not looked up; a lookup that said neither
 
 
 class _Index:
@@ -162,7 +212,7 @@ class ListedObject(Applier):
             query = {listing["next_param"]: after} if after else {}
             page = self.http.send(Endpoint("GET", listing["path"], query), self.http.config)
             if not page.ok or not isinstance(page.body, list):
-                raise RuntimeError(f"listing {listing['path']} answered HTTP {page.status}")
+                raise self.http.unreadable_listing(listing["path"], page)
             items = [dict(i) for i in page.body if isinstance(i, Mapping)]
             if not items:
                 return

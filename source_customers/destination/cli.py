@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from source_customers import masking
+from source_customers.destination.errors import Refused
 
 USAGE = """usage: destination-customers <command> [options]
 
@@ -77,11 +78,7 @@ def _read_json(path: str, what: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise _Refused(f"Could not read the {what} file {path}: {error}") from None
-
-
-class _Refused(Exception):
-    """Inputs that select nothing to do: a config error, said before any request."""
+        raise Refused(f"Could not read the {what} file {path}: {error}") from None
 
 
 def spec_message() -> dict[str, Any]:
@@ -106,18 +103,18 @@ def _config(path: str) -> tuple[Any, dict[str, Any]]:
 
     config = _read_json(path, "config")
     if not isinstance(config, dict):
-        raise _Refused("The config must be a JSON object.")
+        raise Refused("The config must be a JSON object.")
     vendor = config.get("vendor")
     if vendor not in WRITABLE:
         found = "is missing" if vendor is None else f"is {vendor!r}"
-        raise _Refused(f"Config field 'vendor' {found}; it must be one of: "
+        raise Refused(f"Config field 'vendor' {found}; it must be one of: "
                        f"{', '.join(WRITABLE)} (the vendors whose APIs take writes).")
     masking.register_personal(personal_values(config))
     (branch,) = [b for b in connection_specification()["oneOf"]
                  if b["properties"]["vendor"]["const"] == vendor]
     problem = config_problem(vendor, config, branch)
     if problem:
-        raise _Refused(problem)
+        raise Refused(problem)
     _register_secrets(branch, config)
     return load_writes(vendor), config
 
@@ -226,7 +223,7 @@ def main(args: Sequence[str]) -> int:
             emit(discover(parsed.config))
         else:
             return write(parsed.config, parsed.catalog)
-    except _Refused as refused:
+    except Refused as refused:
         if parsed.command == "check":
             emit(_status(False, str(refused)))
             return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from source_customers.destination.screen import Screen
 from source_customers.vendors import MANIFEST_DIR, load_manifest
 
 WRITABLE: tuple[str, ...] = tuple(sorted(
@@ -51,6 +52,8 @@ class WritableObject:
     json_schema: dict[str, Any]
     operations: dict[str, Operation]
     listing: Mapping[str, Any] | None = None  # how to list the object, where it has no lookup
+    screen: Screen | None = None  # what a record must pass before it is sent
+    identifier_find: Endpoint | None = None  # who holds an identifier to add, on any source
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,12 @@ class Answers:
     message_paths: list[list[str]]
     reference_path: list[str]
     error_codes_path: list[str]
+    warnings_path: list[str]  # a written record's warnings: done, a side activity failed
     retry_statuses: frozenset[int]
     retry_codes: frozenset[int]
-    fail_statuses: frozenset[int]
+    fail_statuses: frozenset[int]  # the credentials refused: the sync cannot go on
+    credentials: str  # what to check when they are: "api_key"
+    unprocessed_statuses: frozenset[int]  # retried answers that say nothing was done
     fail_codes: frozenset[int]
     not_found_codes: frozenset[int]
     codes: Mapping[int, str]
@@ -107,7 +113,10 @@ def load_writes(vendor: str) -> Writes:
                 delete=_endpoint(op.get("delete")), find=_endpoint(op.get("find")))
         objects[name] = WritableObject(
             name=name, matching_keys=[list(k) for k in spec.get("matching_keys") or []],
-            json_schema=spec["json_schema"], operations=operations, listing=spec.get("list"))
+            json_schema=spec["json_schema"], operations=operations, listing=spec.get("list"),
+            screen=Screen.of(spec.get("screen")),
+            identifier_find=_endpoint(((spec.get("screen") or {}).get("identifiers") or {})
+                                      .get("find")))
     check = raw["check"]
     source_spec = load_manifest(vendor)["spec"]["connection_specification"]["properties"]
     return Writes(
@@ -119,9 +128,12 @@ def load_writes(vendor: str) -> Writes:
             message_paths=[list(p) for p in answers.get("message_paths") or []],
             reference_path=list(answers.get("reference_path") or []),
             error_codes_path=list(answers.get("error_codes_path") or []),
+            warnings_path=list(answers.get("warnings_path") or []),
             retry_statuses=frozenset(answers.get("retry_statuses") or ()),
             retry_codes=frozenset(answers.get("retry_codes") or ()),
             fail_statuses=frozenset(answers.get("fail_statuses") or ()),
+            credentials=str(answers.get("credentials") or "the credentials"),
+            unprocessed_statuses=frozenset(answers.get("unprocessed_statuses") or ()),
             fail_codes=frozenset(answers.get("fail_codes") or ()),
             not_found_codes=frozenset(answers.get("not_found_codes") or ()),
             codes={int(k): str(v) for k, v in (answers.get("codes") or {}).items()}),
@@ -141,13 +153,20 @@ def fill(template: str, values: Mapping[str, Any]) -> str:
 
 def body(template: Any, record: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """The request body `template` makes of `record`: a plain string names a record field, a
-    `{name}` string is filled from `values`; a field the record lacks or holds as null is left
-    out, and so is an object or list left empty."""
+    `{name}` string is filled from `values`, a `*name` item of a list spreads the record's list
+    `name` there; a field the record lacks or holds as null is left out, and so is an object
+    or list left empty."""
     if isinstance(template, Mapping):
         built = {k: body(v, record, values) for k, v in template.items()}
         return {k: v for k, v in built.items() if v is not None} or None
     if isinstance(template, list):
-        items = [body(item, record, values) for item in template]
+        items = []
+        for item in template:
+            if isinstance(item, str) and item.startswith("*"):  # the record's list, spread
+                spread = record.get(item[1:])
+                items.extend(spread if isinstance(spread, list) else [])
+            else:
+                items.append(body(item, record, values))
         return [item for item in items if item is not None] or None
     if isinstance(template, str):
         if _PLACEHOLDER.search(template):

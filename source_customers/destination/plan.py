@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from source_customers.destination.apply import applier
+from source_customers.destination.errors import Refused
 from source_customers.destination.objects import Writes
 from source_customers.destination.vendor_http import VendorHttp
 from source_customers.destination.write import StreamWrite
@@ -19,31 +20,29 @@ from source_customers.destination.write import StreamWrite
 
 def plan(writes: Writes, catalog: Any, http: VendorHttp, dry_run: bool
          ) -> dict[str, StreamWrite]:
-    from source_customers.destination.cli import _Refused
-
     streams: dict[str, StreamWrite] = {}
     configured = catalog.get("streams") if isinstance(catalog, Mapping) else None
     if not isinstance(configured, list) or not configured:
-        raise _Refused("The catalog configures no stream to write.")
+        raise Refused("The catalog configures no stream to write.")
     for entry in configured:
         stream = entry.get("stream") or {}
         name = str(stream.get("name"))
         object_name = entry.get("destination_object_name") or name
         obj = writes.objects.get(object_name)
         if obj is None:
-            raise _Refused(f"Stream '{name}' writes to object '{object_name}', which "
+            raise Refused(f"Stream '{name}' writes to object '{object_name}', which "
                            f"{writes.vendor} does not offer; it offers: "
                            f"{', '.join(writes.objects)}.")
         mode = str(entry.get("destination_sync_mode") or "append")
         operation = obj.operations.get(mode)
         if operation is None:
-            raise _Refused(f"Stream '{name}': {writes.vendor}'s {object_name} cannot be written "
+            raise Refused(f"Stream '{name}': {writes.vendor}'s {object_name} cannot be written "
                            f"in mode '{mode}'; it offers: {', '.join(obj.operations)}.")
         key = _key(entry, stream, obj.matching_keys, mode)
         if mode != "append" and key not in obj.matching_keys:
             offered = " or ".join("[" + ", ".join(k) + "]" for k in obj.matching_keys)
             chosen = "[" + ", ".join(key) + "]" if key else "none"
-            raise _Refused(f"Stream '{name}': matching key {chosen} is not one "
+            raise Refused(f"Stream '{name}': matching key {chosen} is not one "
                            f"{writes.vendor}'s {object_name} offers: {offered}.")
         streams[name] = StreamWrite(name, applier(http, obj, operation, key, dry_run))
     return streams

@@ -34,6 +34,7 @@ from source_customers.components.answers import (
     unreachable,
     value_at,
 )
+from source_customers.destination.errors import failed as _failed
 from source_customers.destination.objects import Endpoint, Writes, body, fill
 from source_customers.vendors import load_manifest
 
@@ -49,6 +50,7 @@ class Answer:
     codes: list[int] = field(default_factory=list)  # the vendor's error codes in the body
     message: str = ""
     lost: bool = False  # sent, maybe applied, and no answer came
+    warnings: list[str] = field(default_factory=list)  # "message (code)" of each warning
 
     @property
     def ok(self) -> bool:
@@ -120,11 +122,18 @@ class VendorHttp:
                            f"{endpoint.path} ({type(error).__name__})")
                 continue
             answer = self._answer(response)
-            if response.status_code in self.writes.answers.fail_statuses or \
-                    set(answer.codes) & self.writes.answers.fail_codes:
+            if response.status_code in self.writes.answers.fail_statuses:
+                raise _failed(self._credentials_refused(endpoint, answer),
+                              FailureType.config_error)
+            if set(answer.codes) & self.writes.answers.fail_codes:
                 raise _failed(self._refusal(endpoint, answer), FailureType.config_error)
             if response.status_code in self.writes.answers.retry_statuses or \
                     set(answer.codes) & self.writes.answers.retry_codes:
+                if not idempotent and not self._unprocessed(response.status_code, answer.codes):
+                    # A 5xx or 408 says nothing of whether a create was applied: the caller
+                    # looks for it before it is sent again.
+                    return Answer(response.status_code, answer.body, answer.codes,
+                                  answer.message, lost=True)
                 problem = self._refusal(endpoint, answer)
                 asked = retry_after_seconds(response.headers.get("Retry-After"))
                 continue
@@ -143,6 +152,16 @@ class VendorHttp:
         """Waits before `attempt` (none before the first), as between retries."""
         if attempt:
             time.sleep(self._wait(attempt, None))
+
+    def unreadable_listing(self, path: str, answer: Answer) -> AirbyteTracedException:
+        """A page of the customers' list that is not one: no customer can be matched."""
+        if 200 <= answer.status < 300:
+            what = f"a {_kind(answer.body)} where a list of customers belongs"
+        else:
+            what = f"HTTP {answer.status}" + (f" ({answer.message})" if answer.message else "")
+        return _failed(f"{self.writes.vendor} answered GET {path} with {what}. The customers "
+                       "could not be listed to match the records, so nothing more was written; "
+                       "check base_url, or try again later.", FailureType.transient_error)
 
     def gave_up(self, endpoint: Endpoint) -> AirbyteTracedException:
         return _failed(f"{self.writes.vendor} gave no answer to {endpoint.method} "
@@ -174,7 +193,12 @@ class VendorHttp:
                 codes.append(int(item.get("code")))
             except (AttributeError, TypeError, ValueError):
                 continue
-        return Answer(response.status_code, document, codes, self._message(document))
+        found = value_at(document, self.writes.answers.warnings_path) \
+            if self.writes.answers.warnings_path else None
+        warnings = [_warning(w) for w in found if isinstance(w, Mapping)] \
+            if isinstance(found, list) else []
+        return Answer(response.status_code, document, codes, self._message(document),
+                      warnings=[w for w in warnings if w])
 
     def _message(self, document: Any) -> str:
         for path in self.writes.answers.message_paths:
@@ -195,10 +219,33 @@ class VendorHttp:
             text += f" ({self.writes.vendor} request_id: {reference})"
         return text[:300]
 
+    def _unprocessed(self, status: int, codes: list[int]) -> bool:
+        """Whether the answer says the request was not processed (429, Capillary's 461 and
+        521): only then is a create sent again as it is."""
+        answers = self.writes.answers
+        return status in answers.unprocessed_statuses or bool(set(codes) & answers.retry_codes)
+
+    def _credentials_refused(self, endpoint: Endpoint, answer: Answer) -> str:
+        return (f"{self.writes.vendor} refused the credentials (HTTP {answer.status} to "
+                f"{endpoint.method} {endpoint.path}: "
+                f"{answer.message or 'no explanation given'}): check "
+                f"{self.writes.answers.credentials}.")
+
     def _refusal(self, endpoint: Endpoint, answer: Answer) -> str:
         return (f"{self.writes.vendor} answered {endpoint.method} {endpoint.path} with HTTP "
                 f"{answer.status}: {answer.message or 'no explanation given'}")
 
 
-def _failed(message: str, failure: FailureType) -> AirbyteTracedException:
-    return AirbyteTracedException(message=message, internal_message=message, failure_type=failure)
+def _kind(document: Any) -> str:
+    """A JSON value's kind in words, for an answer of the wrong shape."""
+    if document is None:
+        return "body that is not JSON"
+    names = {dict: "JSON object", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(document), type(document).__name__)
+
+
+def _warning(item: Mapping[str, Any]) -> str:
+    message = str(item.get("message") or "").strip()[:200]
+    code = item.get("code")
+    return f"{message} ({code})" if message and code is not None else message or (
+        f"warning {code}" if code is not None else "")

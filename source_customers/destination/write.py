@@ -40,6 +40,8 @@ class StreamWrite:
     records: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)  # the vendor's, by message
+    notes: Counter[str] = field(default_factory=Counter)  # asked for, not applied
     started: float = field(default_factory=time.monotonic)
 
     def line(self, dry_run: bool, done: bool) -> str:
@@ -48,6 +50,10 @@ class StreamWrite:
                  if self.kinds[k]]
         if self.kinds["rejected"]:
             parts.append(f"{self.kinds['rejected']:,} {verb}rejected ({counted(self.reasons)})")
+        if self.notes:
+            parts.append(f"not applied: {counted(self.notes)}")
+        if self.warnings:
+            parts.append(f"the vendor's warnings: {counted(self.warnings)}")
         took = duration(time.monotonic() - self.started)
         state = f"done in {took}" if done else f"running for {took}"
         records = f"{self.records:,} record{'' if self.records == 1 else 's'}"
@@ -192,6 +198,12 @@ class Writer:
         if outcome is None:  # not applied: the sync failed first
             return
         stream.kinds[outcome.kind] += 1
+        for said, counter, verb in ((outcome.notes, stream.notes, "Not applied"),
+                                    (outcome.warnings, stream.warnings, "Warned")):
+            for text in said:
+                text = _masked(text, record)  # the counts are printed in the summary too
+                counter[text] += 1
+                self._log_said(stream, record, verb, text)
         self.epochs[epoch].outstanding -= 1
         self.epochs[epoch].records += 1
         if outcome.kind == "rejected":
@@ -206,16 +218,25 @@ class Writer:
         self.logged[(stream.name, outcome.reason)] += 1
         if self.logged[(stream.name, outcome.reason)] > LOGGED_PER_CAUSE:
             return
-        key = stream.applier.key
-        which = ", ".join(f"{k} {mask(str(record.get(k)))}" for k in key if record.get(k))
-        text = outcome.message
-        for value in record.values():  # the vendor may quote the record's own values
-            if isinstance(value, str) and len(value) >= 5:
-                text = text.replace(value, mask(value))
+        text = _masked(outcome.message, record)
         verb = "Would reject" if self.dry_run else "Rejected"
-        self.emit(_log("WARN", f"{verb} a record of '{stream.name}'"
-                               f"{f' ({which})' if which else ''}: {outcome.reason}"
-                               f"{f' ({text})' if text else ''}."))
+        self.emit(_log("WARN", f"{verb} a record of '{stream.name}'{self._which(stream, record)}"
+                               f": {outcome.reason}{f' ({text})' if text else ''}."))
+
+    def _log_said(self, stream: StreamWrite, record: dict[str, Any], verb: str,
+                  text: str) -> None:
+        """A note or a vendor's warning on a written record, logged LOGGED_PER_CAUSE times."""
+        self.logged[(stream.name, text)] += 1
+        if self.logged[(stream.name, text)] > LOGGED_PER_CAUSE:
+            return
+        self.emit(_log("WARN", f"{verb} on a record of '{stream.name}'"
+                               f"{self._which(stream, record)}: {text}."))
+
+    @staticmethod
+    def _which(stream: StreamWrite, record: dict[str, Any]) -> str:
+        which = ", ".join(f"{k} {mask(str(record.get(k)))}" for k in stream.applier.key
+                          if record.get(k))
+        return f" ({which})" if which else ""
 
     def _echo(self) -> None:
         """Echoes, in order, each STATE whose records have all ended."""
@@ -244,6 +265,14 @@ class Writer:
         if self.rejected.stored:
             self.emit(_log("INFO", f"{self.rejected.stored:,} rejected records stored in "
                                    f"{self.rejected.where()}."))
+
+
+def _masked(text: str, record: Mapping[str, Any]) -> str:
+    """`text` with the record's own values masked: the vendor may quote them."""
+    for value in record.values():
+        if isinstance(value, str) and len(value) >= 5:
+            text = text.replace(value, mask(value))
+    return text
 
 
 def _log(level: str, text: str) -> dict[str, Any]:
