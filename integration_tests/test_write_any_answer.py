@@ -114,3 +114,17 @@ def test_a_create_reset_three_times_is_retried_with_backoff_and_written_once(
     # immediate resends the row was rejected "no answer", its STATE echoed past it and the
     # sync succeeded: a transient network fault dropped the row.
     writes.check(script)
+
+
+# Issue 27: a create applied, then answered 503 by a gateway in front of the vendor, was sent
+# again as if nothing had happened: two customers for one address. Now it is looked for first.
+@pytest.mark.parametrize("script", [
+    # Malomo: the listing (3 pages and an empty one), then the POST, applied and answered 503.
+    WriteScript("malomo", "append_dedup", (Row("new", 0, (("first_name", "Kai"),)), State(1)),
+                faults=("", "", "", "", "applied-503")),
+    # Capillary: PUT 8015, then the add, applied and answered 503.
+    WriteScript("capillary", "append_dedup", (Row("new", 0, (("firstName", "Kai"),)), State(1)),
+                faults=("", "applied-503")),
+], ids=["malomo", "capillary"])
+def test_a_create_applied_and_answered_503_makes_one_customer(script: WriteScript) -> None:
+    writes.check(script)
