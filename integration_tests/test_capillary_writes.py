@@ -52,7 +52,8 @@ def test_enrolments_are_applied_once_and_read_back_through_the_source(
     enrolled = [c for c in api.customers if c["loyaltyInfo"]["loyaltyType"] == "loyalty"][:2]
     newcomers = [c for c in api.customers if c["loyaltyInfo"]["loyaltyType"] != "loyalty"][:2]
     club = {"programId": 2207, "tierNumber": 2, "loyaltyPoints": 750,
-            "tierExpiryDate": "2027-12-31T18:30:00Z", "pointsExpiryDate": "2027-06-30T23:59:59+05:30"}
+            "tierExpiryDate": "2027-12-31T18:30:00Z",
+            "pointsExpiryDate": "2027-06-30T23:59:59+05:30"}
     rows = [
         # Already in the default program: left as it is, and said; the new program is added.
         {"mobile": _mobile(enrolled[0]), "loyaltyProgramEnrollments": [
@@ -153,7 +154,7 @@ def test_a_capillary_add_applied_and_answered_503_makes_one_customer(
     api, server = capillary_api
     api.set_faults(scheduled=["", "applied-503"])  # the PUT's 8015, then the add
     mobile = capillary.unknown_mobiles(1)[0]
-    code, out, stderr = write(capillary.config(server.url),
+    code, _, stderr = write(capillary.config(server.url),
                               activation("append_dedup", ["mobile"]),
                               [rec({"mobile": mobile, "firstName": "Kai"}), state(1)])
     assert code == 0, stderr
@@ -167,7 +168,7 @@ def test_a_malomo_create_applied_and_answered_503_makes_one_customer(
     api, server = malomo_api
     pages = len(api.customers) // 10 + 1  # the listing's pages, the last one empty
     api.set_faults(scheduled=[""] * pages + ["applied-503"])
-    code, out, stderr = write(malomo.config(server.url), activation("append_dedup", ["email"]),
+    code, _, stderr = write(malomo.config(server.url), activation("append_dedup", ["email"]),
                               [rec({"email": "new.gateway@example.com", "first_name": "Kai"}),
                                state(1)])
     assert code == 0, stderr
