@@ -42,6 +42,10 @@ ENVIRONMENT = {
     "AIRBYTE_LOGGING_ROOT": str(FOLDER / "logs"),
 }
 
+# Capillary's customers with the programs they are enrolled in (the big spenders' segment
+# enrols them in one).
+EXTRA_CONFIG = {"capillary": {"embed": ["mlp"]}}
+
 SAMPLE_QUERY = """\
 SELECT m.name AS membership,
        count(*) AS customers,
@@ -91,26 +95,38 @@ FROM segments.malomo_sms AS s JOIN malomo.customers AS c ON c.id = s.id
 ORDER BY s.email LIMIT 5"""),
     Segment(
         vendor="capillary", name="capillary_enrol", key="mobile",
-        columns=("mobile", "loyaltyType"),
-        title="Capillary: big spenders (50,000+ lifetime purchases) not in the loyalty "
-              "programme are enrolled",
+        columns=("mobile", "loyaltyProgramEnrollments"),
+        title="Capillary: big spenders (50,000+ lifetime purchases) are enrolled in the Beauty "
+              "Club, at a tier by spend, with a point per 100 spent, the tier for a year",
         sql="""\
 CREATE OR REPLACE TABLE segments.capillary_enrol AS
 SELECT identifiervalue AS mobile, profiles->>'$[0].firstName' AS first_name,
        (loyaltyinfo->>'lifetimePurchases')::DECIMAL(12, 2) AS lifetime_purchases,
-       loyaltyinfo->>'loyaltyType' AS loyalty_before, 'loyalty' AS loyaltyType
+       loyaltyinfo->>'loyaltyType' AS loyalty_before,
+       [{'programId': 2207,
+         'tierNumber': CASE WHEN (loyaltyinfo->>'lifetimePurchases')::DOUBLE >= 75000
+                            THEN 2 ELSE 1 END,
+         'loyaltyPoints': floor((loyaltyinfo->>'lifetimePurchases')::DOUBLE / 100)::INTEGER,
+         'tierExpiryDate': strftime(current_date + INTERVAL 1 YEAR, '%Y-%m-%dT23:59:59Z')}]
+         AS loyaltyProgramEnrollments
 FROM capillary.customers
-WHERE identifiername = 'mobile' AND (loyaltyinfo->>'loyaltyType') = 'non_loyalty'
-  AND (loyaltyinfo->>'lifetimePurchases')::DOUBLE >= 50000""",
+WHERE identifiername = 'mobile' AND (loyaltyinfo->>'lifetimePurchases')::DOUBLE >= 50000""",
         check="SELECT count(*) FROM segments.capillary_enrol AS s JOIN capillary.customers "
-              "AS c ON c.identifiervalue = s.mobile "
-              "AND (c.loyaltyinfo->>'loyaltyType') = s.loyaltyType",
+              "AS c ON c.identifiervalue = s.mobile AND EXISTS (SELECT 1 FROM "
+              "unnest(from_json(c.loyaltyprogramdetails, '[\"JSON\"]')) AS p(program) "
+              "WHERE program->>'programId' = '2207' AND (program->>'slabSNo')::INTEGER = "
+              "s.loyaltyProgramEnrollments[1].tierNumber)",
         show="""\
-SELECT s.mobile, s.first_name, s.lifetime_purchases,
-       s.loyalty_before AS "before", c.loyaltyinfo->>'loyaltyType' AS "after"
+SELECT s.mobile, s.first_name, s.lifetime_purchases, s.loyalty_before AS "before",
+       c.loyaltyinfo->>'loyaltyType' AS "after",
+       list_transform(list_filter(from_json(c.loyaltyprogramdetails, '["JSON"]'),
+                                  p -> p->>'programId' = '2207'),
+                      p -> (p->>'currentSlab') || ', ' || (p->>'loyaltyPoints')::INTEGER
+                           || ' points, until ' || left(p->>'tierExpiryDate', 10))[1]
+         AS "Beauty Club"
 FROM segments.capillary_enrol AS s JOIN capillary.customers AS c
   ON c.identifiervalue = s.mobile
-ORDER BY s.lifetime_purchases DESC"""),
+ORDER BY s.lifetime_purchases DESC LIMIT 8"""),
 )
 
 
@@ -143,7 +159,8 @@ def sync(airbyte: ModuleType, vendor: str, url: str, streams: str | list[str] = 
     print(f"\n=== {vendor}: sandbox at {url} -> schema `{vendor}` of {relative(DATABASE)}",
           flush=True)
     try:
-        source = airbyte.get_source("source-customers", config=VENDORS[vendor].config(url),
+        config = VENDORS[vendor].config(url, **EXTRA_CONFIG.get(vendor, {}))
+        source = airbyte.get_source("source-customers", config=config,
                                     local_executable=executable(), streams=streams)
         source.check()
         with airbyte.caches.DuckDBCache(db_path=DATABASE, schema_name=vendor,
