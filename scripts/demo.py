@@ -119,11 +119,10 @@ WHERE identifiername = 'mobile' AND (loyaltyinfo->>'lifetimePurchases')::DOUBLE 
         show="""\
 SELECT s.mobile, s.first_name, s.lifetime_purchases, s.loyalty_before AS "before",
        c.loyaltyinfo->>'loyaltyType' AS "after",
-       list_transform(list_filter(from_json(c.loyaltyprogramdetails, '["JSON"]'),
-                                  p -> p->>'programId' = '2207'),
-                      p -> (p->>'currentSlab') || ', ' || (p->>'loyaltyPoints')::INTEGER
-                           || ' points, until ' || left(p->>'tierExpiryDate', 10))[1]
-         AS "Beauty Club"
+       (SELECT (p->>'currentSlab') || ', ' || (p->>'loyaltyPoints')::DOUBLE::INTEGER
+               || ' points, until ' || left(p->>'tierExpiryDate', 10)
+        FROM unnest(from_json(c.loyaltyprogramdetails, '["JSON"]')) AS t(p)
+        WHERE p->>'programId' = '2207') AS "Beauty Club"
 FROM segments.capillary_enrol AS s JOIN capillary.customers AS c
   ON c.identifiervalue = s.mobile
 ORDER BY s.lifetime_purchases DESC LIMIT 8"""),
