@@ -71,25 +71,10 @@ class KeyedObject(Applier):
             return rejected("no matching key", f"the record has no '{name}'", name)
         op = self.operation
         assert op.update is not None, f"{op.mode}: an update endpoint"
-        screen = self.obj.screen
-        notes: tuple[str, ...] = ()
-        customer: Any = _UNKNOWN
-        if screen is not None:
-            dated = screen.dates(record)
-            if isinstance(dated, Refusal):
-                return rejected(dated.reason, dated.message, dated.field)
-            record = dated
-            if screen.needs_customer(record):
-                customer = self._customer(self.http.values(record, name, value))
-                if customer is _NEITHER:
-                    return rejected("lookup failed", "the vendor's answer said neither")
-                if customer is None and not op.create:
-                    return rejected("customer not found", f"no customer has this {name}", name)
-                screened = screen.against(record, customer, self._holder)
-                if isinstance(screened, Refusal):
-                    return rejected(screened.reason, screened.message, screened.field)
-                record, said = screened
-                notes = tuple(said)
+        screened = self._screened(record, name, value)
+        if isinstance(screened, Outcome):
+            return screened
+        record, customer, notes = screened
         values = self.http.values(record, name, value)
         changes = body(op.update.body, record, values)
         if self.dry_run or not changes:
@@ -111,6 +96,29 @@ class KeyedObject(Applier):
         if op.create and set(answer.codes) & self.http.writes.answers.not_found_codes:
             return self._create(record, values)
         return rejected(self._reason(answer), answer.message)
+
+    def _screened(self, record: Mapping[str, Any], name: str, value: Any
+                  ) -> tuple[Mapping[str, Any], Any, tuple[str, ...]] | Outcome:
+        """The record as the object's screen lets it be sent, the customer if it had to be
+        looked up for that (else _UNKNOWN), and notes of what was left out; or a rejection."""
+        screen = self.obj.screen
+        if screen is None:
+            return record, _UNKNOWN, ()
+        dated = screen.dates(record)
+        if isinstance(dated, Refusal):
+            return rejected(dated.reason, dated.message, dated.field)
+        if not screen.needs_customer(dated):
+            return dated, _UNKNOWN, ()
+        customer = self._customer(self.http.values(dated, name, value))
+        if customer is _NEITHER:
+            return rejected("lookup failed", "the vendor's answer said neither")
+        if customer is None and not self.operation.create:
+            return rejected("customer not found", f"no customer has this {name}", name)
+        against = screen.against(dated, customer, self._holder)
+        if isinstance(against, Refusal):
+            return rejected(against.reason, against.message, against.field)
+        kept, notes = against
+        return kept, customer, tuple(notes)
 
     def _customer(self, values: Mapping[str, Any]) -> Any:
         """The customer the key finds, as the vendor holds it; None when no one has the key;
