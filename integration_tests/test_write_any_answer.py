@@ -128,3 +128,13 @@ def test_a_create_reset_three_times_is_retried_with_backoff_and_written_once(
 ], ids=["malomo", "capillary"])
 def test_a_create_applied_and_answered_503_makes_one_customer(script: WriteScript) -> None:
     writes.check(script)
+
+
+def test_capillary_enrolments_end_exact_under_an_applied_then_failed_answer() -> None:
+    # Issue 27: enrolments (a program the customer may already be in, a new one, a new
+    # customer's) with an update applied and answered 503 on the way: each customer ends in
+    # the programs it was in plus the new ones, none re-tiered.
+    writes.check(WriteScript("capillary", "append_dedup", (
+        Row("existing", 0, (("enrol", "1483:3"),)), Row("existing", 1, (("enrol", "2207:2"),)),
+        Row("existing", 2, (("enrol", "1483:3"), ("firstName", "Kai"))),
+        Row("new", 0, (("enrol", "2207:1"),)), State(1)), faults=("", "", "applied-503")))

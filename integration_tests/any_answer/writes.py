@@ -96,7 +96,11 @@ def _fields(vendor: str) -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
         column = st.one_of(st.tuples(st.just("firstName"), st.sampled_from(NAMES)),
                            st.tuples(st.just("lastName"), st.sampled_from(NAMES)),
                            st.tuples(st.just("loyaltyType"),
-                                     st.sampled_from(("loyalty", "non_loyalty"))))
+                                     st.sampled_from(("loyalty", "non_loyalty"))),
+                           # "program:tier": an enrolment (ENROLMENT), the default program
+                           # being one loyalty customers of the seed are already in
+                           st.tuples(st.just("enrol"), st.sampled_from(("1483:3", "2207:1",
+                                                                        "2207:2"))))
     return st.lists(column, max_size=2, unique_by=lambda c: c[0]).map(tuple)
 
 
@@ -200,6 +204,20 @@ class World:
     vendor: str
     initial: list[dict[str, Any]]
     data: list[tuple[int, Row, dict[str, Any]]] = field(default_factory=list)  # (line, row, data)
+    programs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # Capillary's
+
+
+def _enrolment(value: str) -> list[dict[str, Any]]:
+    """A row's `enrol` column ("program:tier") as Capillary's loyaltyProgramEnrollments, its
+    tier expiring at a time in UTC (sent converted to Capillary's form)."""
+    program, _, tier = value.partition(":")
+    return [{"programId": int(program), "tierNumber": int(tier),
+             "tierExpiryDate": "2027-12-31T18:30:00Z"}]
+
+
+def _programs(api: VendorApi, customer: dict[str, Any]) -> list[tuple[int, int]]:
+    return sorted((p["programId"], p["slabSNo"])
+                  for p in api.programs(customer))  # type: ignore[attr-defined]
 
 
 def resolve(script: WriteScript, api: VendorApi) -> World:
@@ -207,9 +225,13 @@ def resolve(script: WriteScript, api: VendorApi) -> World:
 
     customers = copy.deepcopy(api.customers)  # type: ignore[attr-defined]
     world = World(script.vendor, customers)
+    if script.vendor == "capillary":
+        world.programs = {c["id"]: _programs(api, c) for c in customers}
     for number, line in enumerate(script.lines):
         if isinstance(line, Row):
             data = {**dict(line.fields), "_row": number}
+            if "enrol" in data:
+                data["loyaltyProgramEnrollments"] = _enrolment(data.pop("enrol"))
             key = _key_value(script.vendor, customers, line)
             if key is not None:
                 name = "id" if line.stream == "deletes" else (
@@ -330,13 +352,15 @@ def _malomo_fields(customer: dict[str, Any]) -> dict[str, Any]:
     return {k: customer[k] for k in malomo.WRITABLE if k in customer}
 
 
-def _capillary_fields(customer: dict[str, Any]) -> dict[str, Any]:
+def _capillary_fields(customer: dict[str, Any], programs: list[tuple[int, int]]
+                      ) -> dict[str, Any]:
     profile = next((p for p in customer["profiles"] if p["source"] == "INSTORE"),
                    customer["profiles"][0])
     return {"firstName": profile.get("firstName", ""), "lastName": profile.get("lastName", ""),
             "loyaltyType": customer["loyaltyInfo"]["loyaltyType"],
             "identifiers": sorted((i["type"], i["value"]) for p in customer["profiles"]
-                                  for i in p["identifiers"])}
+                                  for i in p["identifiers"]),
+            "programs": programs}
 
 
 def expect(script: WriteScript, world: World) -> Expected:
@@ -397,16 +421,23 @@ def _capillary_row(script: WriteScript, world: World,
         found = [c for c in world.initial
                  if ("mobile", mobile) in {(i["type"], i["value"]) for p in c["profiles"]
                                            for i in p["identifiers"]}]
-        history[key] = [_capillary_fields(found[0]) | {"id": found[0]["id"]} if found
-                        else None]
+        history[key] = [_capillary_fields(found[0], world.programs[found[0]["id"]])
+                        | {"id": found[0]["id"]} if found else None]
     current = history[key][-1]
     if current is None:
         if script.mode == "update" or not capillary.MOBILE.match(mobile):
             return None, None, True  # 8015 (no such customer), or 8013 (invalid mobile)
         current = {"firstName": "", "lastName": "", "loyaltyType": "non_loyalty",
-                   "identifiers": [("mobile", mobile)]}
-    return key, {**current, **{k: v for k, v in data.items()
-                               if k in ("firstName", "lastName", "loyaltyType")}}, False
+                   "identifiers": [("mobile", mobile)], "programs": []}
+    after = {**current, **{k: v for k, v in data.items()
+                           if k in ("firstName", "lastName", "loyaltyType")}}
+    for item in data.get("loyaltyProgramEnrollments") or []:
+        # A program the customer is in is left as it is; a new one makes it a loyalty customer.
+        if all(program != item["programId"] for program, _ in current["programs"]):
+            after["programs"] = sorted([*current["programs"],
+                                        (item["programId"], item["tierNumber"])])
+            after["loyaltyType"] = "loyalty"
+    return key, after, False
 
 
 def _now(script: WriteScript, api: VendorApi) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -419,7 +450,8 @@ def _now(script: WriteScript, api: VendorApi) -> dict[tuple[str, str], list[dict
             if customer.get("email"):
                 keys.append(("email", customer["email"].casefold()))
         else:
-            fields = _capillary_fields(customer) | {"id": customer["id"]}
+            fields = _capillary_fields(customer, _programs(api, customer)) | {
+                "id": customer["id"]}
             keys = list(dict.fromkeys(("mobile", v) for t, v in fields["identifiers"]
                                       if t == "mobile"))
         for key in keys:
@@ -537,8 +569,8 @@ def judge(script: WriteScript, world: World, api: VendorApi, outcome: Run) -> li
             if ident not in before:
                 problems.append(f"an extra customer no row asked for: {fields}")
             else:
-                was = (_malomo_fields if script.vendor == "malomo" else _capillary_fields)(
-                    before[ident]) | {"id": ident}
+                was = (_malomo_fields(before[ident]) if script.vendor == "malomo" else
+                       _capillary_fields(before[ident], world.programs[ident])) | {"id": ident}
                 if fields != was:
                     problems.append(f"customer {ident} changed, though no row names it: "
                                     f"{was} -> {fields}")
@@ -546,7 +578,8 @@ def judge(script: WriteScript, world: World, api: VendorApi, outcome: Run) -> li
         gone = ident not in seen_ids and not any(
             k in named for k in _keys_of(script, _malomo_fields(customer) | {"id": ident}
                                          if script.vendor == "malomo" else
-                                         _capillary_fields(customer) | {"id": ident}))
+                                         _capillary_fields(customer, world.programs[ident])
+                                         | {"id": ident}))
         if gone:
             problems.append(f"customer {ident} is gone, though no row names it")
     merges = getattr(api, "merges", [])

@@ -177,8 +177,11 @@ class Api(VendorApi):
         self.merges: list[dict[str, Any]] = []
         self.item_errors: list[tuple[str, int]] = []  # (method, code) of each failed item
         self.warned: list[tuple[int, int]] = []  # (customer id, code) of each warning answered
-        # customer id -> the programs it is enrolled in (loyaltyProgramDetails), once asked
-        self._enrolments: dict[int, list[dict[str, Any]]] = {}
+        # customer id -> the programs it is enrolled in (loyaltyProgramDetails): every loyalty
+        # customer of the seed is in the default program, at a tier of its id.
+        self._enrolments: dict[int, list[dict[str, Any]]] = {
+            c["id"]: [self._enrolment(DEFAULT_PROGRAM, c["id"] % 3 + 1, c["id"] % 5000, None, None)]
+            if c["loyaltyInfo"]["loyaltyType"] == "loyalty" else [] for c in self.customers}
         self._failed_items = 0
         self._next_id = max((c["id"] for c in self.customers), default=565000000) + 7
         self._next_user = 800000
@@ -393,14 +396,7 @@ class Api(VendorApi):
     def programs(self, customer: dict[str, Any]) -> list[dict[str, Any]]:
         """The programs `customer` is enrolled in, as `embed=mlp` shows them."""
         with self.lock:
-            if customer["id"] not in self._enrolments:
-                seeded = []
-                if customer["loyaltyInfo"]["loyaltyType"] == "loyalty":
-                    tier = customer["id"] % 3
-                    seeded.append(self._enrolment(DEFAULT_PROGRAM, tier + 1,
-                                                  customer["id"] % 5000, None, None))
-                self._enrolments[customer["id"]] = seeded
-            return self._enrolments[customer["id"]]
+            return self._enrolments.setdefault(customer["id"], [])
 
     @staticmethod
     def _enrolment(program: int, tier: int, points: int, tier_expiry: str | None,
