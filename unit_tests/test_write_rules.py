@@ -319,3 +319,14 @@ def test_a_malomo_listing_page_that_is_not_a_list_is_a_readable_error(
                        r"JSON object where a list of customers belongs"):
         run_write(MALOMO, catalog("update", ["email"]),
                   [record({"email": "zoe@example.com", "first_name": "Zoe"})])
+
+
+def test_a_row_whose_key_capillary_judges_invalid_is_rejected_with_capillarys_reason(
+        requests_mock: rm.Mocker) -> None:
+    requests_mock.get(LOOKUP, status_code=400, json={"errors": [
+        {"code": 8013, "message": "Invalid mobile"}]})
+    put = requests_mock.put(UPDATE, json=DONE)
+    _, writer = run_write(CAPILLARY, catalog("update", ["mobile"]), [record({
+        "mobile": "12345", "loyaltyProgramEnrollments": [{"programId": 2207}]})])
+    assert put.call_count == 0
+    assert writer.streams["segment"].reasons == {"invalid identifier (8013)": 1}

@@ -80,8 +80,8 @@ class KeyedObject(Applier):
         if self.dry_run or not changes:
             if customer is _UNKNOWN:
                 customer = self._customer(values)
-            if customer is _NEITHER:
-                return rejected("lookup failed", "the vendor's answer said neither")
+            if isinstance(customer, Answer):  # neither found nor not found: refused
+                return rejected(self._reason(customer), customer.message)
             if customer is not None:
                 return Outcome("unchanged" if not changes else "updated", notes=notes)
             if not op.create:
@@ -110,8 +110,8 @@ class KeyedObject(Applier):
         if not screen.needs_customer(dated):
             return dated, _UNKNOWN, ()
         customer = self._customer(self.http.values(dated, name, value))
-        if customer is _NEITHER:
-            return rejected("lookup failed", "the vendor's answer said neither")
+        if isinstance(customer, Answer):
+            return rejected(self._reason(customer), customer.message)
         if customer is None and not self.operation.create:
             return rejected("customer not found", f"no customer has this {name}", name)
         against = screen.against(dated, customer, self._holder)
@@ -120,21 +120,21 @@ class KeyedObject(Applier):
         kept, notes = against
         return kept, customer, tuple(notes)
 
-    def _customer(self, values: Mapping[str, Any]) -> Any:
+    def _customer(self, values: Mapping[str, Any]) -> Mapping[str, Any] | Answer | None:
         """The customer the key finds, as the vendor holds it; None when no one has the key;
-        _NEITHER when the answer says neither."""
+        the answer itself when it says neither (8013: the key is invalid)."""
         assert self.operation.find is not None, f"{self.operation.mode}: a find endpoint"
         answer = self.http.send(self.operation.find, values)
         if answer.ok:
             return answer.body if isinstance(answer.body, Mapping) else {}
         if set(answer.codes) & self.http.writes.answers.not_found_codes:
             return None
-        return _NEITHER
+        return answer
 
     def _exists(self, values: Mapping[str, Any]) -> bool | None:
         """Whether a customer has the key; None if the answer says neither."""
         customer = self._customer(values)
-        return None if customer is _NEITHER else customer is not None
+        return None if isinstance(customer, Answer) else customer is not None
 
     def _holder(self, kind: str, value: str) -> Holder:
         """Who holds identifier `kind` = `value` on any source (None: no one), and the vendor's
@@ -165,7 +165,7 @@ class KeyedObject(Applier):
         raise self.http.gave_up(create)
 
 
-_UNKNOWN, _NEITHER = object(), object()  # the customer not looked up; a lookup that said neither
+_UNKNOWN = object()  # the customer, not looked up
 
 
 class _Index:
