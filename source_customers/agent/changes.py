@@ -41,14 +41,19 @@ def check(vendor: Vendor, match: Mapping[str, Any], changes: Mapping[str, Any]
                          f"not '{key}'.")
     if not isinstance(value, str) or not value:
         raise BadChanges(f"match.{key} must be a non-empty string.")
-    fields = obj.json_schema.get("properties") or {}
+    # The fields the update's body sends (a Capillary identifier is not among them), but
+    # the one matched by.
+    update = obj.operations[MODE].update
+    sent = _fields_of(update.body if update is not None else None)
+    fields = {name: spec for name, spec in (obj.json_schema.get("properties") or {}).items()
+              if name in sent and name != key}
+    allowed = ", ".join(fields)
     if not changes:
-        raise BadChanges("changes is empty: name at least one field to change, one of: "
-                         f"{', '.join(f for f in fields if f not in offered)}.")
+        raise BadChanges(f"changes is empty: name at least one field to change, one of: "
+                         f"{allowed}.")
     for name, new in changes.items():
         spec = fields.get(name)
-        if spec is None or name in offered:
-            allowed = ", ".join(f for f in fields if f not in offered)
+        if spec is None:
             raise BadChanges(f"{vendor.name} customers have no writable field '{name}'; "
                              f"the fields are: {allowed}.")
         if new is None:
@@ -60,6 +65,17 @@ def check(vendor: Vendor, match: Mapping[str, Any], changes: Mapping[str, Any]
         if "enum" in spec and new not in spec["enum"]:
             raise BadChanges(f"changes.{name} must be one of: {', '.join(spec['enum'])}.")
     return key, value
+
+
+def _fields_of(template: Any) -> set[str]:
+    """The record fields a writes manifest's body template names (see objects.body)."""
+    if isinstance(template, Mapping):
+        return set().union(*(_fields_of(v) for v in template.values()))
+    if isinstance(template, list):
+        return set().union(*(_fields_of(v) for v in template))
+    if isinstance(template, str) and "{" not in template:
+        return {template}
+    return set()
 
 
 def _at(document: Any, path: list[Any]) -> Any:

@@ -124,13 +124,16 @@ def main(args: Sequence[str]) -> int:
     server = build(vendors, options.allow_writes, options.deadline, host, port)
     if address is None:
         server.run("stdio")
-        return 0
-    import uvicorn
+    else:
+        import uvicorn
 
-    log.info(f"streamable HTTP on http://{host}:{port}/mcp (bearer token required)")
-    uvicorn.run(bearer(server.streamable_http_app(), token), host=host, port=port,
-                log_level="warning")
-    return 0
+        log.info(f"streamable HTTP on http://{host}:{port}/mcp (bearer token required)")
+        uvicorn.run(bearer(server.streamable_http_app(), token), host=host, port=port,
+                    log_level="warning")
+    # The client has gone (or the server was stopped): a lookup still waiting on a vendor
+    # past the deadline must not keep the process alive, as the pool's threads would.
+    logging.shutdown()
+    os._exit(0)
 
 
 def run() -> None:

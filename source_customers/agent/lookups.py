@@ -130,20 +130,27 @@ def load_lookups(vendor: str) -> Lookups:
 
 
 class LookupHttp(VendorHttp):
-    """VendorHttp that also keeps each thread's last answer's headers: LOKE pages by a
-    header, which `Answer` does not carry."""
+    """VendorHttp that also keeps each thread's last answer: LOKE pages by a header, which
+    `Answer` does not carry, and the source's error words quote the body."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._local = threading.local()
 
     def _answer(self, response: requests.Response) -> Answer:
-        self._local.headers = response.headers
-        return super()._answer(response)
+        self._local.response = response
+        answer = super()._answer(response)
+        self._local.body = answer.body
+        return answer
 
     def headers_of_answer(self) -> Mapping[str, str]:
-        headers: Mapping[str, str] = getattr(self._local, "headers", None) or {}
-        return headers
+        response = getattr(self._local, "response", None)
+        return response.headers if response is not None else {}
+
+    def last_answer(self) -> tuple[str, Any]:
+        """The URL and parsed body of this thread's last answer, for an error's words."""
+        response = getattr(self._local, "response", None)
+        return (response.url if response is not None else ""), getattr(self._local, "body", None)
 
 
 def lookup_vendors() -> tuple[str, ...]:

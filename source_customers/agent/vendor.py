@@ -65,7 +65,7 @@ class _TimedBudget:
         self.local.waited = 0.0
 
 
-def source_words(vendor: str, config: Mapping[str, Any]) -> dict[int, str]:
+def source_words(vendor: str) -> dict[int, str]:
     """The source manifest's own message for each status it fails on (its requester's
     response filters), so a lookup fails in the words a sync would."""
     manifest = ManifestReferenceResolver().preprocess_manifest(load_manifest(vendor))
@@ -73,11 +73,10 @@ def source_words(vendor: str, config: Mapping[str, Any]) -> dict[int, str]:
     words: dict[int, str] = {}
     for rule in handler.get("response_filters") or []:
         message = rule.get("error_message")
-        if rule.get("action") != "FAIL" or not message or "response" in message:
+        if rule.get("action") != "FAIL" or not message:
             continue
-        text = str(InterpolatedString.create(message, parameters={}).eval(dict(config)))
         for status in rule.get("http_codes") or []:
-            words.setdefault(int(status), " ".join(text.split()))
+            words.setdefault(int(status), str(message))
     return words
 
 
@@ -90,7 +89,7 @@ class Vendor:
         self.budget = _TimedBudget(self.http.budget) if self.http.budget is not None else None
         if self.budget is not None:
             self.http.budget = self.budget
-        self.words = source_words(key, self.http.config)
+        self.words = source_words(key)
         self._listed: ListedObject | None = None
         self._listed_at = 0.0
         self._listing = threading.Lock()
@@ -210,10 +209,20 @@ class Vendor:
         return answer
 
     def _words(self, message: str) -> str:
+        """The source's message for the status that failed, filled in as a sync fills it
+        (from the config and the answer's body), or VendorHttp's own."""
         found = _STATUS.search(message)
-        if found and int(found.group(1)) in self.words:
-            return self.words[int(found.group(1))]
-        return message
+        template = self.words.get(int(found.group(1))) if found else None
+        if template is None:
+            return message
+        url, body = self.http.last_answer()
+        try:
+            text = InterpolatedString.create(template, parameters={}).eval(
+                dict(self.http.config), response=body if isinstance(body, Mapping) else {},
+                request_url=url)
+        except Exception:  # a template this context cannot fill: VendorHttp's words
+            return message
+        return " ".join(str(text).split())
 
 
 def _steps(steps: tuple[Step, ...] | str) -> tuple[Step, ...]:
