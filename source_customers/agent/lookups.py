@@ -37,6 +37,7 @@ class LookupFailed(Exception):
 class Step:
     endpoint: Endpoint
     records: list[str] | None = None  # where the answer holds its records; None: none
+    record_key: tuple[str, ...] = ()  # what each record of the answer holds, always
     take: Mapping[str, list[str]] = field(default_factory=dict)  # values for later steps
     add: Mapping[str, str] = field(default_factory=dict)  # fields added to each record
     remove: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ def _step(spec: Mapping[str, Any]) -> Step:
         endpoint=Endpoint(method=spec["method"], path=spec["path"],
                           query=dict(spec.get("query") or {}), body=spec.get("body")),
         records=list(spec["records"]) if "records" in spec else None,
+        record_key=tuple(spec.get("record_key") or ()),
         take={k: list(v) for k, v in (spec.get("take") or {}).items()},
         add=dict(spec.get("add") or {}), remove=tuple(spec.get("remove") or ()),
         not_found_statuses=tuple(spec.get("not_found_statuses") or ()),
@@ -166,12 +168,8 @@ def run_steps(http: VendorHttp, steps: tuple[Step, ...], values: Mapping[str, An
     for step in steps:
         records = []
         for answer in _pages(http, step, known, limit):
-            for name, path in step.take.items():
-                taken = value_at(answer, path)
-                if taken is None or taken == "":
-                    raise LookupFailed(f"{http.writes.vendor}'s answer to {step.endpoint.method} "
-                                       f"{step.endpoint.path} has no '{'.'.join(path)}'")
-                known[name] = taken
+            for name, path in step.take.items():  # present: _pages checked the shape
+                known[name] = value_at(answer, path)
             records += _records(step, answer, known)
     return records
 
@@ -180,15 +178,9 @@ def _records(step: Step, answer: Any, known: Mapping[str, Any]) -> list[dict[str
     if step.records is None:
         return []
     found = value_at(answer, step.records) if step.records else answer
-    items = found if isinstance(found, list) else [found] if isinstance(found, Mapping) else None
-    if items is None:
-        raise LookupFailed(f"a body that is not the documented shape: expected a JSON object "
-                           f"or array at '{'.'.join(step.records) or 'the top'}'")
+    items = found if isinstance(found, list) else [found]
     shaped = []
     for item in items:
-        if not isinstance(item, Mapping):
-            raise LookupFailed("a body that is not the documented shape: a record is not a "
-                               "JSON object")
         record = {k: v for k, v in item.items() if k not in step.remove}
         record.update({k: fill(v, known) for k, v in step.add.items()})
         shaped.append(record)
@@ -207,14 +199,24 @@ def _pages(http: VendorHttp, step: Step, known: Mapping[str, Any], limit: int | 
         # Braces in a link or a value are data, not placeholders for VendorHttp to fill.
         sent = Endpoint(endpoint.method, path.replace("{", "%7B").replace("}", "%7D"),
                         query, endpoint.body)
-        answer = http.send(sent, known)  # VendorHttp fills the query's and body's `{name}`s
-        if answer.status in step.not_found_statuses or \
-                set(answer.codes) & http.writes.answers.not_found_codes:
-            raise NotFound()
-        if not answer.ok:
-            reason = answer.message or "no explanation given"
+        for attempt in range(http.tries):
+            # As the source's answer checks: a 2xx that is not the documented shape (an
+            # error object, a wrapped or cut body) is asked again, then fails naming it.
+            http.pause(attempt)
+            answer = http.send(sent, known)  # VendorHttp fills the query's and body's `{name}`s
+            if answer.status in step.not_found_statuses or \
+                    set(answer.codes) & http.writes.answers.not_found_codes:
+                raise NotFound()
+            if not answer.ok:
+                reason = answer.message or "no explanation given"
+                raise LookupFailed(f"{http.writes.vendor} answered {endpoint.method} "
+                                   f"{endpoint.path} with HTTP {answer.status}: {reason}")
+            problem = _shape_problem(step, answer.body)
+            if problem is None:
+                break
+        else:
             raise LookupFailed(f"{http.writes.vendor} answered {endpoint.method} "
-                               f"{endpoint.path} with HTTP {answer.status}: {reason}")
+                               f"{endpoint.path} with {problem}, {http.tries} times")
         pages.append(answer.body)
         link = _next(http, step, answer.body)
         if not link or link in seen or (limit is not None and _count(step, pages) >= limit
@@ -227,6 +229,24 @@ def _pages(http: VendorHttp, step: Step, known: Mapping[str, Any], limit: int | 
             # A link is sent as received (Okendo's lastEvaluated must come back exactly).
             path, query = link, {}
     return pages
+
+
+def _shape_problem(step: Step, body: Any) -> str | None:
+    """What is wrong with the shape of a 2xx answer, or None if it is as documented."""
+    for path in step.take.values():
+        if value_at(body, path) in (None, ""):
+            return f"a body that is not the documented shape: no '{'.'.join(path)}'"
+    if step.records is None:
+        return None
+    found = value_at(body, step.records) if step.records else body
+    items = found if isinstance(found, list) else [found]
+    for item in items:
+        if not isinstance(item, Mapping) or any(item.get(k) in (None, "")
+                                                for k in step.record_key):
+            expected = "a JSON object" + "".join(f" with '{k}'" for k in step.record_key)
+            return (f"a body that is not the documented shape: expected {expected} "
+                    f"at '{'.'.join(step.records) or 'the top'}'")
+    return None
 
 
 def _count(step: Step, pages: list[Any]) -> int:
