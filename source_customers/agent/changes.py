@@ -43,10 +43,7 @@ def check(vendor: Vendor, match: Mapping[str, Any], changes: Mapping[str, Any]
         raise BadChanges(f"match.{key} must be a non-empty string.")
     # The fields the update's body sends (a Capillary identifier is not among them), but
     # the one matched by.
-    update = obj.operations[MODE].update
-    sent = _fields_of(update.body if update is not None else None)
-    fields = {name: spec for name, spec in (obj.json_schema.get("properties") or {}).items()
-              if name in sent and name != key}
+    fields = {name: spec for name, spec in writable_fields(obj).items() if name != key}
     allowed = ", ".join(fields)
     if not changes:
         raise BadChanges(f"changes is empty: name at least one field to change, one of: "
@@ -65,6 +62,14 @@ def check(vendor: Vendor, match: Mapping[str, Any], changes: Mapping[str, Any]
         if "enum" in spec and new not in spec["enum"]:
             raise BadChanges(f"changes.{name} must be one of: {', '.join(spec['enum'])}.")
     return key, value
+
+
+def writable_fields(obj: WritableObject) -> dict[str, Any]:
+    """The object's fields (name -> schema) that its update's body sends."""
+    update = obj.operations[MODE].update
+    sent = _fields_of(update.body if update is not None else None)
+    return {name: spec for name, spec in (obj.json_schema.get("properties") or {}).items()
+            if name in sent}
 
 
 def _fields_of(template: Any) -> set[str]:

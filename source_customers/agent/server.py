@@ -13,6 +13,7 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from source_customers.agent import changes
 from source_customers.agent.tools import (
     ActivityResult,
     CustomerResult,
@@ -53,6 +54,18 @@ def _activity_kinds(vendors: dict[str, Vendor]) -> str:
         f"- {v.key}: " + (", ".join(a.name for a in v.lookups.activity) or
                           "none (the customer record holds its loyalty and tier)")
         for v in vendors.values())
+
+
+def _writable_fields(vendors: dict[str, Vendor]) -> str:
+    described = []
+    for vendor in vendors.values():
+        obj = vendor.lookups.writes.objects.get("customers")
+        if obj is None:
+            continue
+        keys = [k[0] for k in obj.matching_keys if len(k) == 1]
+        described.append(f"{vendor.name}: match by {' or '.join(keys)}; fields "
+                         f"{', '.join(changes.writable_fields(obj))}.")
+    return " ".join(described)
 
 
 def build(vendors: dict[str, Vendor], allow_writes: bool, deadline: float,
@@ -118,9 +131,7 @@ def build(vendors: dict[str, Vendor], allow_writes: bool, deadline: float,
         "answer is a preview, the customer as she is and each field from what to what. "
         "With apply on a server that allows writes, the change is applied as the "
         "destination applies a sync's rows, and the answer is updated, unchanged or "
-        "rejected with the reason. Malomo: match by id or email; fields email, first_name, "
-        "last_name, phone_number. Capillary: match by mobile, email or externalId; fields "
-        "firstName, lastName, loyaltyType, extendedFields, fields, commChannels."))
+        "rejected with the reason. " + _writable_fields(vendors)))
     async def update_customer(
         vendor: Annotated[str, Field(description="capillary or malomo")],
         match: Annotated[dict[str, str], Field(

@@ -187,7 +187,8 @@ class Tools:
         after = _guarded(target, lambda: target.current(key, changes.get(key, value)))
         result["applied"] = outcome.kind == "updated"
         result["outcome"] = outcome.kind
-        result["reason"] = "; ".join(p for p in (outcome.reason, outcome.message) if p)
+        result["reason"] = filter_secrets(
+            "; ".join(p for p in (outcome.reason, outcome.message) if p))
         result["customer_after"] = None if isinstance(after, Answer) else after
         return result
 
