@@ -107,7 +107,8 @@ class Tools:
         answers = self._within_deadline(jobs)
         results = [VendorResult(
             vendor=name, looked_up_by=key, status=a.status, customers=a.records,
-            message=a.message, waited_for_rate_limit_seconds=a.waited_seconds)
+            message=a.message or _waited(self.vendors[name], a),
+            waited_for_rate_limit_seconds=a.waited_seconds)
             for (name, key), a in answers.items()]
         LOG.info(masking.masked("find_customer by " + ", ".join(
             f"{k} {v['value'] if isinstance(v, Mapping) else v}" for k, v in keys) + ": " +
@@ -226,6 +227,14 @@ class Tools:
                 continue
             answers[(name, key)] = _clean(future.result())
         return answers
+
+
+def _waited(vendor: Vendor, answer: Answer) -> str:
+    """Says so when the vendor's rate limit, not the vendor, made the answer slow."""
+    if answer.waited_seconds < 0.1:
+        return ""
+    return (f"{vendor.name}'s rate limit held this lookup for {answer.waited_seconds:g} s "
+            "(requests are paced as a sync paces them).")
 
 
 def _guarded(vendor: Vendor, job: Callable[[], Any]) -> Any:
