@@ -168,6 +168,20 @@ def test_customer_activity_is_newest_first_and_limited(sandboxes: Sandboxes) -> 
     assert capillary_r["status"] == "cannot_look_up"
 
 
+def test_customer_activity_tells_no_records_from_no_customer(sandboxes: Sandboxes) -> None:
+    api = sandboxes.apis["malomo"]
+    quiet = next(c["id"] for c in api.customers if not api.events[c["id"]])
+    seen = session(sandboxes.configs("malomo", "okendo"), [
+        ("customer_activity", {"vendor": "malomo", "id": quiet}),
+        ("customer_activity", {"vendor": "malomo", "id": "00000000-0000-4000-8000-0000000000ff"}),
+        ("customer_activity", {"vendor": "okendo", "id": "no-such-customer"}),
+    ])
+    none, missing, okendo_missing = (r.data for r in seen.results)
+    assert (none["status"], none["records"]) == ("found", [])
+    assert (missing["status"], missing["records"]) == ("not_found", [])
+    assert okendo_missing["status"] == "not_found"
+
+
 def test_loke_memberships_are_read_across_pages(serve: Callable[[VendorApi], Server]) -> None:
     api = loke.Api(customers=5, membership_page_size=1)
     server = serve(api)
@@ -217,7 +231,9 @@ def test_refused_credentials_fail_in_the_sources_words(sandboxes: Sandboxes) -> 
     assert results[("okendo", "email")]["message"] == (
         "Okendo rejected the credentials (HTTP 401): check the user ID and the API key.")
     assert results[("malomo", "email")]["status"] == "failed"
-    assert results[("malomo", "email")]["message"].startswith("Malomo rejected")
+    assert results[("malomo", "email")]["message"].startswith("Malomo rejected the API key")
+    for secret in (*okendo.SECRETS, *malomo.SECRETS, "not-the-api-key", "sk_not_a_valid_key"):
+        assert secret not in seen.results[0].text + seen.stderr
 
 
 def test_the_okendo_budget_holds_lookups_to_two_requests_a_second(

@@ -126,6 +126,7 @@ class Vendor:
 
         def read() -> list[dict[str, Any]]:
             records: list[dict[str, Any]] = []
+            missing = 0
             for activity in self.lookups.activity:
                 try:
                     found = run_steps(self.http, (*activity.before, activity.step),
@@ -133,14 +134,18 @@ class Vendor:
                 except NotFound:
                     if activity.before:
                         raise  # the customer herself is not there
+                    missing += 1
                     found = []
                 if activity.newest_first:
                     found.sort(key=lambda r: str(r.get(activity.newest_first) or ""),
                                reverse=True)
                 records += [{"kind": activity.name, "record": r} for r in found[:limit]]
+            if missing == len(self.lookups.activity):
+                raise NotFound()  # every kind answered "no such customer"
             return records
 
-        return self.run(read)
+        # A customer with no related records is found, with none.
+        return self.run(read, empty="found")
 
     def current(self, key: str, value: Any) -> dict[str, Any] | None:
         """The customer as the vendor holds her, by a matching key; None if none has it.
@@ -189,12 +194,14 @@ class Vendor:
         return Answer(self.key, "cannot_look_up", message=(
             f"{self.name} cannot look a customer up by {key}; it can by: {', '.join(can)}."))
 
-    def run(self, lookup: Any) -> Answer:
+    def run(self, lookup: Any, empty: str = "not_found") -> Answer:
+        """The lookup's answer: its records, or the status `empty` when it found none, or
+        how it failed."""
         if self.budget is not None:
             self.budget.reset()
         try:
             records = lookup()
-            status = "found" if records else "not_found"
+            status = "found" if records else empty
             answer = Answer(self.key, status, records)
         except NotFound:
             answer = Answer(self.key, "not_found")
