@@ -6,6 +6,7 @@ authenticator, base_url, headers and budget; retries and answers sorted as decla
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,16 +86,22 @@ def _step(spec: Mapping[str, Any]) -> Step:
 
 
 def _answers(raw: Mapping[str, Any]) -> Answers:
-    return Answers(
-        message_paths=[list(p) for p in raw.get("message_paths") or []],
-        reference_path=list(raw.get("reference_path") or []),
-        error_codes_path=list(raw.get("error_codes_path") or []),
-        retry_statuses=frozenset(raw.get("retry_statuses") or ()),
-        retry_codes=frozenset(raw.get("retry_codes") or ()),
-        fail_statuses=frozenset(raw.get("fail_statuses") or ()),
-        fail_codes=frozenset(raw.get("fail_codes") or ()),
-        not_found_codes=frozenset(raw.get("not_found_codes") or ()),
-        codes={int(k): str(v) for k, v in (raw.get("codes") or {}).items()})
+    values: dict[str, Any] = {
+        "message_paths": [list(p) for p in raw.get("message_paths") or []],
+        "reference_path": list(raw.get("reference_path") or []),
+        "error_codes_path": list(raw.get("error_codes_path") or []),
+        "warnings_path": list(raw.get("warnings_path") or []),
+        "retry_statuses": frozenset(raw.get("retry_statuses") or ()),
+        "retry_codes": frozenset(raw.get("retry_codes") or ()),
+        "unprocessed_statuses": frozenset(raw.get("unprocessed_statuses") or ()),
+        "fail_statuses": frozenset(raw.get("fail_statuses") or ()),
+        "fail_codes": frozenset(raw.get("fail_codes") or ()),
+        "not_found_codes": frozenset(raw.get("not_found_codes") or ()),
+        "credentials": str(raw.get("credentials") or "the credentials"),
+        "codes": {int(k): str(v) for k, v in (raw.get("codes") or {}).items()}}
+    # The destination's rules grow with its writes: give Answers the ones it declares.
+    declared = {f.name for f in dataclasses.fields(Answers)}
+    return Answers(**{k: v for k, v in values.items() if k in declared})
 
 
 def _writes_for(vendor: str, raw: Mapping[str, Any]) -> Writes:

@@ -29,7 +29,8 @@ from source_customers.agent.lookups import (
 from source_customers.destination.apply import ListedObject, applier
 from source_customers.vendors import load_manifest
 
-_STATUS = re.compile(r" with HTTP (\d{3})")
+# The status in VendorHttp's words ("answered ... with HTTP 401", "(HTTP 401 to ...").
+_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 
 
 @dataclass
