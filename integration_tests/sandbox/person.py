@@ -87,6 +87,11 @@ def add_capillary(api: capillary.Api) -> int:
     with api.lock:
         api.customers.append(customer)
         api._holders = None
+        # A sandbox that keeps enrolments per customer (`embed=mlp`): Gold in the default
+        # program, as every loyalty customer's lookup shows where it does not.
+        enrolments = getattr(api, "_enrolments", None)
+        if isinstance(enrolments, dict):
+            enrolments[cid] = [api._enrolment(1483, 2, 1250, None, None)]
     return cid
 
 
