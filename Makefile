@@ -198,3 +198,9 @@ examples: install
 clean:
 	rm -rf $(VENV) .venv-py3.* $(NEWEST) build *.egg-info .demo demo .sandbox .pytest_cache \
 		.mypy_cache .ruff_cache
+
+# An MCP client over stdio against every vendor's sandbox (scripts/agent_demo.py): the tools
+# of `customers-mcp`, one person found across the four vendors, a previewed and an applied fix.
+.PHONY: agent-demo
+agent-demo: install
+	$(BIN)/python -m scripts.agent_demo

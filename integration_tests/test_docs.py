@@ -50,10 +50,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every page of docs the repository keeps: each is held to every check below.
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "DEVELOPMENT.md",
          ROOT / "CHANGELOG.md", ROOT / "bench" / "README.md"]
-# The vendors' read manifests (each has a page); `<vendor>.writes.yaml` declares writes.
-MANIFESTS = sorted(p for p in (ROOT / "manifests").glob("*.yaml") if ".writes." not in p.name)
+# The vendors' read manifests (each has a page); `<vendor>.writes.yaml` declares writes,
+# `<vendor>.lookups.yaml` the MCP server's lookups.
+MANIFESTS = sorted(p for p in (ROOT / "manifests").glob("*.yaml") if p.name.count(".") == 1)
 # The writes manifests name the causes a rejected record is logged with (`codes`).
 WRITES_MANIFESTS = sorted((ROOT / "manifests").glob("*.writes.yaml"))
+LOOKUPS_MANIFESTS = sorted((ROOT / "manifests").glob("*.lookups.yaml"))
 # Each vendor's page: the one home of its config, streams, assumptions and errors.
 VENDOR_PAGES = [ROOT / "docs" / f"{manifest.stem}.md" for manifest in MANIFESTS]
 # The guarantees' page: the one statement of the retry and backoff figures.
@@ -207,7 +209,7 @@ def _strings(node: Any) -> Iterator[str]:
 def message_templates() -> tuple[str, ...]:
     """Every string of the manifests and of the package's code, values marked VALUE."""
     found: set[str] = set()
-    for manifest in [*MANIFESTS, *WRITES_MANIFESTS]:
+    for manifest in [*MANIFESTS, *WRITES_MANIFESTS, *LOOKUPS_MANIFESTS]:
         found.update(_strings(yaml.safe_load(manifest.read_text())))
     for source in SOURCES:
         for node in ast.walk(ast.parse(source.read_text())):

@@ -35,9 +35,10 @@ MANIFEST_DIR = _manifest_dir()
 
 def _shipped() -> tuple[str, ...]:
     names = (p.name for p in MANIFEST_DIR.iterdir())
-    # A vendor's reads; `<vendor>.writes.yaml` beside it declares the destination's writes.
+    # A vendor's reads; `<vendor>.writes.yaml` beside it declares the destination's writes,
+    # `<vendor>.lookups.yaml` the MCP server's lookups.
     return tuple(sorted(n.removesuffix(".yaml") for n in names
-                        if n.endswith(".yaml") and not n.endswith(".writes.yaml")))
+                        if n.endswith(".yaml") and n.count(".") == 1))
 
 
 VENDORS: tuple[str, ...] = _shipped()

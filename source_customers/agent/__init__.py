@@ -1,0 +1,1 @@
+"""customers-mcp: one customer across the vendors, for an AI agent (Model Context Protocol)."""
