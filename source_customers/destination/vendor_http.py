@@ -35,6 +35,7 @@ from source_customers.components.answers import (
     value_at,
 )
 from source_customers.destination.objects import Endpoint, Writes, body, fill
+from source_customers.destination.pacing import pacer
 from source_customers.vendors import load_manifest
 
 MAX_TRIES = 7  # as the source's requests: 6 retries
@@ -78,8 +79,8 @@ class VendorHttp:
             definitions["base_url"], parameters={}).eval(self.config)).rstrip("/")
         headers = (definitions.get("requester") or {}).get("request_headers") or {}
         self.headers = {"Accept": "application/json", **{k: str(v) for k, v in headers.items()}}
-        budget = manifest.get("api_budget")
-        self.budget = _component(factory, budget, self.config) if budget else None
+        self.pacer = pacer(manifest.get("api_budget"),
+                           lambda definition: _component(factory, definition, self.config))
         self.session = requests.Session()
 
     def values(self, record: Mapping[str, Any], key: str = "", value: Any = None
@@ -103,10 +104,8 @@ class VendorHttp:
                                        headers=self.headers)
             prepared = self.session.prepare_request(request)
             prepared = self.authenticator(prepared)
-            if self.budget is not None:
-                self.budget.acquire_call(prepared)
             try:
-                response = self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
+                response = self._paced(prepared)
             except requests.RequestException as error:
                 why = unreachable(error)
                 if why is not None:
@@ -138,6 +137,12 @@ class VendorHttp:
             raise _failed(problem, FailureType.config_error)
         raise _failed(f"{problem}, {self.tries} times: the sync stopped; try again later.",
                       FailureType.transient_error)
+
+    def _paced(self, prepared: requests.PreparedRequest) -> requests.Response:
+        if self.pacer is None:
+            return self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
+        with self.pacer.turn(prepared):
+            return self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
 
     def pause(self, attempt: int) -> None:
         """Waits before `attempt` (none before the first), as between retries."""
