@@ -331,3 +331,28 @@ def test_progress_is_told_while_a_write_runs(monkeypatch: pytest.MonkeyPatch) ->
     told = [m["log"]["message"] for m in out if m["type"] == "LOG"]
     assert any(line.startswith("Stream 'segment' running for ") and " updated" in line
                for line in told), told
+
+
+def test_an_echoed_states_epoch_is_forgotten_so_memory_does_not_grow_with_states() -> None:
+    """A source may send a STATE after every record: the writer keeps only the epochs whose
+    STATE is not yet echoed, not one per STATE read."""
+    from source_customers.destination.write import StreamWrite
+
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", _Slow())},  # type: ignore[arg-type]
+                    3, RejectedRecords(None), out.append, False)
+    held: list[int] = []
+
+    def lines() -> Iterator[bytes]:
+        for n in range(2000):
+            yield record({"email": f"k{n % 7}", "n": n})
+            yield state(n)
+            held.append(len(writer.epochs))
+
+    writer.run(lines())
+    echoed = [m for m in out if m["type"] == "STATE"]
+    assert [m["state"]["global"]["shared_state"]["n"] for m in echoed] == list(range(2000))
+    assert all(m["state"]["destinationStats"]["recordCount"] == 1.0 for m in echoed)
+    # Bounded by the records in flight (the workers' queues), not by the STATEs read.
+    assert max(held) <= 3 * 64 + 2
+    assert list(writer.epochs) == [2000]

@@ -25,6 +25,7 @@ from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
     ModelToComponentFactory,
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 
 from source_customers.components.answers import (
     NOT_JSON,
@@ -81,7 +82,7 @@ class VendorHttp:
         self.headers = {"Accept": "application/json", **{k: str(v) for k, v in headers.items()}}
         self.pacer = pacer(manifest.get("api_budget"),
                            lambda definition: _component(factory, definition, self.config))
-        self.session = requests.Session()
+        self.session = _session(self.base_url, int(self.config.get("num_workers") or 0))
 
     def values(self, record: Mapping[str, Any], key: str = "", value: Any = None
                ) -> dict[str, Any]:
@@ -203,6 +204,24 @@ class VendorHttp:
     def _refusal(self, endpoint: Endpoint, answer: Answer) -> str:
         return (f"{self.writes.vendor} answered {endpoint.method} {endpoint.path} with HTTP "
                 f"{answer.status}: {answer.message or 'no explanation given'}")
+
+
+def _session(base_url: str, workers: int) -> requests.Session:
+    """A session that reads the environment (proxies, CA bundle) once, for the vendor's
+    host: by default `requests` reads it again for every request, and looks for a .netrc
+    file (which the authenticator's header overrides anyway): proxies alone took 8% of the
+    interpreter's time in a profile of 4,000 Malomo writes. It keeps a connection for each
+    worker: past its default 10, every request of the workers over it opened a new one."""
+    session = requests.Session()
+    pool = max(DEFAULT_POOLSIZE, workers)
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, HTTPAdapter(pool_connections=pool, pool_maxsize=pool))
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+    session.trust_env = False
+    return session
 
 
 def _failed(message: str, failure: FailureType) -> AirbyteTracedException:

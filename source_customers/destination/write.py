@@ -76,8 +76,11 @@ class Writer:
         self.queues: list[queue.Queue[Any]] = [queue.Queue(QUEUED_PER_WORKER)
                                                for _ in range(max(1, workers))]
         self.results: queue.Queue[Any] = queue.Queue()
-        self.epochs: list[_Epoch] = [_Epoch()]
-        self.echoed = 0  # epochs whose STATE is echoed (or that have none yet)
+        # Epochs by number, each dropped once its STATE is echoed: a source may send a STATE
+        # after every record, and a million of them kept would grow with the input.
+        self.epochs: dict[int, _Epoch] = {0: _Epoch()}
+        self.current = 0  # the epoch records now read belong to
+        self.echoed = 0  # epochs whose STATE is echoed
         self.failure: BaseException | None = None
         self.stop = threading.Event()
         self.logged: Counter[tuple[str, str]] = Counter()
@@ -149,8 +152,9 @@ class Writer:
                 raise BadInput(f"Line {number} is a record whose data is not an object.")
             self._deal(stream, data)
         elif kind == "STATE":
-            self.epochs[-1].state = message.get("state")
-            self.epochs.append(_Epoch())
+            self.epochs[self.current].state = message.get("state")
+            self.current += 1
+            self.epochs[self.current] = _Epoch()
             self._echo()
 
     def _deal(self, stream: StreamWrite, data: dict[str, Any]) -> None:
@@ -160,7 +164,7 @@ class Writer:
         else:
             index = hash((stream.name, key)) % len(self.queues)
         self._dealt += 1
-        epoch = len(self.epochs) - 1
+        epoch = self.current
         self.epochs[epoch].outstanding += 1
         stream.records += 1
         item = (epoch, stream, data)
@@ -219,14 +223,14 @@ class Writer:
 
     def _echo(self) -> None:
         """Echoes, in order, each STATE whose records have all ended."""
-        while self.echoed < len(self.epochs) - 1:
+        while self.echoed < self.current:
             epoch = self.epochs[self.echoed]
             if epoch.outstanding or epoch.state is None:
                 return
             stats = {"recordCount": float(epoch.records),
                      "rejectedRecordCount": float(epoch.rejected)}
             self.emit({"type": "STATE", "state": {**epoch.state, "destinationStats": stats}})
-            epoch.state = None
+            del self.epochs[self.echoed]
             self.echoed += 1
 
     def _tell(self) -> None:
