@@ -356,3 +356,38 @@ def test_an_echoed_states_epoch_is_forgotten_so_memory_does_not_grow_with_states
     # Bounded by the records in flight (the workers' queues), not by the STATEs read.
     assert max(held) <= 3 * 64 + 2
     assert list(writer.epochs) == [2000]
+
+
+def test_a_record_held_up_holds_up_only_its_own_key_not_the_records_behind_it() -> None:
+    """Whichever worker is free takes the next record: a slow answer for one key leaves the
+    other keys' records to the other workers, and that key's later records wait for it."""
+    from source_customers.destination.write import StreamWrite
+
+    slow = _Slow()
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", slow)},  # type: ignore[arg-type]
+                    2, RejectedRecords(None), out.append, False)
+    others = [f"k{n}" for n in range(200)]  # more than the slow one's worker could queue
+
+    def lines() -> Iterator[bytes]:
+        yield record({"email": "a", "n": 1, "slow": True})
+        yield record({"email": "a", "n": 2})
+        for key in others:
+            yield record({"email": key, "n": 1})
+        yield state(1)
+
+    runner = threading.Thread(target=writer.run, args=(lines(),))
+    runner.start()
+    ended = threading.Event()
+    for _ in range(500):  # up to 5 s for the other keys, while 'a' is held
+        if len(slow.applied) >= len(others):
+            ended.set()
+            break
+        threading.Event().wait(0.01)
+    assert ended.is_set(), slow.applied
+    assert "a:2" not in slow.applied and set(slow.applied) == {f"{k}:1" for k in others}
+    slow.release.set()
+    runner.join(10)
+    assert slow.applied[-2:] == ["a:1", "a:2"]
+    assert [m["state"]["destinationStats"]["recordCount"] for m in out
+            if m["type"] == "STATE"] == [202.0]
