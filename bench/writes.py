@@ -41,6 +41,7 @@ import requests
 
 from integration_tests.sandbox import capillary, malomo, start
 from integration_tests.sandbox.server import VendorApi
+from source_customers.destination.objects import DESTINATION_PROPERTIES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -48,7 +49,7 @@ SPAWN = ROOT / "bench" / "spawn.py"
 DESTINATION = shutil.which("destination-customers", path=str(Path(sys.executable).parent)) \
     or "destination-customers"
 STATE_EVERY = 1000  # a STATE line after every this many rows
-MALOMO_WORKERS = 10  # the destination's num_workers in the Malomo cases (default 4, most 20)
+MALOMO_WORKERS = 10  # the destination's num_workers in the Malomo cases (its default; most 20)
 
 
 class WriteFailed(Exception):
@@ -331,7 +332,8 @@ def capillary_case(folder: Path, count: int, latency_ms: float) -> list[Measured
           f"requests, at most {most} in any 60 s (budget {budget}), {per_minute:.0f} a minute "
           f"from first to last; {refused} answered 429 (and retried); shortest {budget + 1} "
           f"requests' span {extra['shortest_window_s']} s", flush=True)
-    return [Measured("connector", wall, n, rss, 4, extra)]
+    workers = DESTINATION_PROPERTIES["num_workers"]["default"]  # the config leaves it unset
+    return [Measured("connector", wall, n, rss, workers, extra)]
 
 
 # --- the cases ---------------------------------------------------------------------------

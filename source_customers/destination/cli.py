@@ -161,6 +161,7 @@ def discover(path: str) -> dict[str, Any]:
 
 
 def write(config_path: str, catalog_path: str) -> int:
+    from source_customers.destination.objects import DESTINATION_PROPERTIES
     from source_customers.destination.plan import plan
     from source_customers.destination.rejected import RejectedRecords
     from source_customers.destination.vendor_http import VendorHttp
@@ -172,7 +173,8 @@ def write(config_path: str, catalog_path: str) -> int:
     dry_run = bool(config.get("dry_run"))
     streams = plan(writes, catalog, http, dry_run)
     rejected = RejectedRecords(config.get("object_storage_config"))
-    writer = Writer(streams, int(config.get("num_workers") or 4), rejected, emit, dry_run)
+    workers = config.get("num_workers") or DESTINATION_PROPERTIES["num_workers"]["default"]
+    writer = Writer(streams, int(workers), rejected, emit, dry_run)
     if dry_run:
         emit({"type": "LOG", "log": {"level": "INFO", "message": (
             "Dry run: every record is resolved with reads only; nothing is written.")}})
