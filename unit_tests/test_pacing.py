@@ -142,3 +142,28 @@ def test_every_attempt_is_paced_a_429_retried_included() -> None:
         http._wait = lambda attempt, asked: 0.0  # type: ignore[method-assign]
         http.send(endpoint, http.values({}))
     assert len(window.answered) == 2
+
+
+def test_the_environment_is_read_once_and_still_honoured(monkeypatch: Any) -> None:
+    """Proxies and the CA bundle come from the environment as `requests` reads them, once
+    per sync rather than for every request."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/bundle.pem")
+    http = VendorHttp(load_writes("capillary"), CAPILLARY)
+    assert http.session.proxies.get("https") == "http://proxy.test:3128"
+    assert http.session.verify == "/etc/ssl/certs/bundle.pem"
+    assert not http.session.trust_env
+
+
+def test_a_request_carries_the_sessions_default_headers_and_the_manifests() -> None:
+    http = VendorHttp(load_writes("capillary"), {**CAPILLARY, "num_workers": 16})
+    endpoint = load_writes("capillary").check
+    with rm.Mocker() as mock:
+        mock.register_uri(endpoint.method, rm.ANY, json={})
+        http.send(endpoint, http.values({}))
+        headers = mock.request_history[0].headers
+    assert headers["Accept"] == "application/json"
+    assert "gzip" in headers["Accept-Encoding"] and headers["User-Agent"]
+    assert headers["Authorization"].startswith("Basic ")
+    adapter = http.session.get_adapter("https://capillary.test")
+    assert adapter._pool_maxsize == 16  # type: ignore[attr-defined]  # a connection a worker

@@ -133,6 +133,7 @@ def pacer(definition: Mapping[str, Any] | None,
             windows = [Window(int(period.limit), period.interval.total_seconds())]
         else:
             raise ValueError(f"api_budget policy {kind!r} is not one the destination paces by")
+        # Each request counts once: a matcher's `weight` is not read (no manifest sets one).
         matchers = [build({"type": "HttpRequestRegexMatcher", **m})
                     for m in spec.get("matchers") or []]
         policies.append(Policy(windows, _any_of(matchers) if matchers else everything))
