@@ -391,3 +391,38 @@ def test_a_record_held_up_holds_up_only_its_own_key_not_the_records_behind_it() 
     assert slow.applied[-2:] == ["a:1", "a:2"]
     assert [m["state"]["destinationStats"]["recordCount"] for m in out
             if m["type"] == "STATE"] == [202.0]
+
+
+def test_answered_requests_are_not_held_by_the_request_deadline() -> None:
+    """The deadline's watchdog keeps only requests still waiting for an answer: it held every
+    request of the last minute, so memory grew with the rows written until a minute of them
+    (about 200 bytes a request)."""
+    import http.server
+
+    import requests
+
+    from source_customers.runtime import deadline
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    deadline.install_deadline()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        session = requests.Session()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        for _ in range(50):
+            assert session.get(url, timeout=(5, 60)).json() == {}
+        held = len(deadline._WATCHDOG._heap)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert held <= 1  # the last request's, dropped when the next one comes
