@@ -125,22 +125,22 @@ def workers(vendor: str, config: dict[str, Any]) -> int:
     return min(int(default.eval(config)), int(level.get("max_concurrency") or 10**6))
 
 
-def write_case(case: Case, scale: float, latency_ms: float) -> list[Run]:
-    """A write case (bench/writes.py): one run of each tool, its end state checked."""
+def write_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[Run]:
+    """A write case (bench/writes.py): each tool `rounds` times, its end state checked."""
     print(f"\n{case.name}: {case.about}", flush=True)
     load = os.getloadavg()[0]
     print(f"  scale {scale:g}; latency {latency_ms:g} ms; load average {load:.1f}", flush=True)
     try:
-        measured = writes.run(case.name, scale, latency_ms)
+        measured = writes.run(case.name, scale, latency_ms, rounds)
     except writes.WriteFailed as error:
         raise CaseFailed(str(error)) from error
-    return [Run(case.name, m.tool, latency_ms, m.wall_s, m.records, m.peak_rss_mib, m.workers,
-                load, (m.wall_s,), extra=m.extra) for m in measured]
+    return [Run(m.case or case.name, m.tool, latency_ms, m.wall_s, m.records, m.peak_rss_mib,
+                m.workers, load, m.rounds_s or (m.wall_s,), extra=m.extra) for m in measured]
 
 
 def run_case(case: Case, scale: float, latency_ms: float, rounds: int) -> list[Run]:
     if case.kind == "write":
-        return write_case(case, scale, latency_ms)
+        return write_case(case, scale, latency_ms, rounds)
     folder = OUT / case.name
     folder.mkdir(parents=True, exist_ok=True)
     print(f"\n{case.name}: {case.about}", flush=True)
@@ -358,15 +358,18 @@ def targets(runs: list[Run], scale: float) -> list[str]:
     speed = speed_ratio(runs, "malomo-write-10k")
     at = latency("malomo-write-10k")
     lines.append(verdict(
-        None if speed is None or at != 20 else speed >= 5,
-        "writes, 20 ms latency (malomo-write-10k): destination rows/s >= 5 x the plain loop's",
+        None if speed is None or at != 20 else speed >= 1,
+        "writes, 20 ms latency (malomo-write-10k): destination rows/s >= the plain loop's "
+        "with as many threads",
         f"{speed:.2f} x at {at:g} ms" if speed and at is not None else "not run"))
-    growth = (rss["malomo-write-mem-100k"] / rss["malomo-write-mem-10k"]
-              if {"malomo-write-mem-10k", "malomo-write-mem-100k"} <= rss.keys() else None)
-    lines.append(verdict(
-        None if growth is None else growth <= 1.2,
-        "memory (malomo-write-mem-100k vs -10k): destination peak RSS at 100k rows <= 1.2 x "
-        "at 10k", f"{growth:.2f} x" if growth else "needs both cases"))
+    for big in ("malomo-write-mem-100k", "malomo-write-mem-1m"):
+        growth = (rss[big] / rss["malomo-write-mem-10k"]
+                  if {"malomo-write-mem-10k", big} <= rss.keys() else None)
+        lines.append(verdict(
+            None if growth is None else growth <= 1.2,
+            f"memory ({big} vs -10k): destination peak RSS at "
+            f"{big.removeprefix('malomo-write-mem-')} rows <= 1.2 x at 10k",
+            f"{growth:.2f} x" if growth else "needs both cases"))
     paced = next((r.extra for r in runs if r.case == "capillary-write-paced" and r.extra), None)
     lines.append(verdict(
         None if paced is None else (paced["most_in_60s"] <= paced["requests_per_minute"]

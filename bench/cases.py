@@ -180,16 +180,24 @@ CASES: tuple[Case, ...] = (
     # Writes (bench/writes.py): each checked by the vendor's end state.
     Case("malomo-write-10k", "malomo", ("customers",), 20,
          "Malomo append_dedup by e-mail, 10,000 rows (70% existing customers changed, 30% "
-         "new), 20 ms a request: destination-customers (10 workers) against a plain "
-         "sequential loop (list once, then PUT or POST per row)",
+         "new), 20 ms a request: destination-customers (10 workers) against a plain loop "
+         "with as many threads (list once, then PUT or POST per row), alternating",
+         written_by_writes, rounds=2, kind="write"),
+    Case("malomo-write-workers", "malomo", ("customers",), 20,
+         "Malomo append_dedup, 2,000 rows at 20 ms, both tools at 1, 4, 10, 16 and 20 "
+         "workers: the default num_workers chosen from these",
          written_by_writes, kind="write"),
     Case("malomo-write-mem-10k", "malomo", ("customers",), 0,
-         "Malomo append_dedup, 10,000 rows updating 1,000 customers round and round, the "
-         "destination alone: the peak-RSS reference for 100k",
+         "Malomo append_dedup, 10,000 rows going round 1,000 customers (every tenth round a "
+         "change), the destination alone: the peak-RSS reference",
          written_by_writes, kind="write"),
     Case("malomo-write-mem-100k", "malomo", ("customers",), 0,
          "Malomo append_dedup, 100,000 rows streamed from a file: peak RSS against 10k's",
          written_by_writes, kind="write"),
+    Case("malomo-write-mem-1m", "malomo", ("customers",), 0,
+         "Malomo append_dedup, 1,000,000 rows streamed from a file: peak RSS against 10k's "
+         "(run only when named in --cases)",
+         written_by_writes, kind="write", on_request=True),
     Case("capillary-write-paced", "capillary", ("customers",), 20,
          "Capillary update by mobile, 300 rows with requests_per_minute 200 (the sandbox "
          "answers 429 past 200 in 60 s): requests in any 60 s within the budget",

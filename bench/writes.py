@@ -7,27 +7,32 @@ every row applied once, no duplicate e-mail, the last row for a key the one that
 
 - `malomo-write-10k`: Malomo `append_dedup` by e-mail of 10,000 rows (70% existing customers
   changed, 30% new) at 20 ms a request, the destination (10 workers) against the plain loop
-  below (`python -m bench.writes baseline CONFIG ROWS`: list the customers once, then one PUT
-  or POST per row, one request at a time).
-- `malomo-write-mem-10k`, `malomo-write-mem-100k`: the destination alone, no latency, 10,000
-  and 100,000 rows updating the same 1,000 customers over and over: its peak RSS must not
-  grow with the input (it reads stdin line by line through bounded queues).
+  below with as many threads (`python -m bench.writes baseline CONFIG ROWS 10`: list the
+  customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10).
+- `malomo-write-workers`: the same at 2,000 rows, both tools at each of WORKERS_SWEPT
+  workers: the figures the default `num_workers` is chosen from.
+- `malomo-write-mem-10k`, `-100k`, `-1m`: the destination alone, no latency, 10,000 to
+  1,000,000 rows going round the same 1,000 customers (every tenth round a change, the
+  others repeating what the customer holds): its peak RSS must not grow with the input.
 - `capillary-write-paced`: Capillary `update` by mobile, 300 rows with `requests_per_minute`
   at two thirds of the rows (200), the sandbox answering 429 past that many requests in any
   60 s: the highest count of requests in any 60 s must stay within the budget, with no 429.
 
-    python -m bench.writes baseline CONFIG ROWS   # the plain loop, for Malomo
+    python -m bench.writes baseline CONFIG ROWS [WORKERS]   # the plain loop, for Malomo
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ import requests
 
 from integration_tests.sandbox import capillary, malomo, start
 from integration_tests.sandbox.server import VendorApi
+from source_customers.destination.objects import DESTINATION_PROPERTIES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -43,7 +49,7 @@ SPAWN = ROOT / "bench" / "spawn.py"
 DESTINATION = shutil.which("destination-customers", path=str(Path(sys.executable).parent)) \
     or "destination-customers"
 STATE_EVERY = 1000  # a STATE line after every this many rows
-MALOMO_WORKERS = 10  # the destination's num_workers in the Malomo cases (default 4, most 20)
+MALOMO_WORKERS = 10  # the destination's num_workers in the Malomo cases (its default; most 20)
 
 
 class WriteFailed(Exception):
@@ -149,34 +155,47 @@ def malomo_rows(api: malomo.Api, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-def verify_malomo(api: malomo.Api, rows: list[dict[str, Any]], before: set[str]) -> None:
-    """Every row applied once (a PUT per existing customer's last row, a POST per new
-    address), the customer holding the row's last values, no duplicate e-mail."""
+def verify_malomo(api: malomo.Api, rows: list[dict[str, Any]],
+                  before: dict[str, dict[str, Any]]) -> None:
+    """Every row applied once: a POST per new address, a PUT per row that changes what its
+    customer holds at that point of the input (and none for a row that changes nothing),
+    every customer holding its last row's values, no duplicate e-mail. `before`: the
+    customers as seeded, by case-folded e-mail."""
     by_email: dict[str, list[dict[str, Any]]] = {}
     for c in api.customers:
         if c.get("email"):
             by_email.setdefault(c["email"].casefold(), []).append(c)
     duplicated = [e for e, found in by_email.items() if len(found) > 1]
-    last: dict[str, dict[str, Any]] = {}
+    held = {e: dict(c) for e, c in before.items()}  # what the vendor holds, row by row
+    changed: Counter[str] = Counter()
+    new: set[str] = set()
     for row in rows:
-        last[row["email"].casefold()] = row
+        e = row["email"].casefold()
+        wanted = {k: v for k, v in row.items() if v is not None}
+        current = held.get(e)
+        if current is None:
+            new.add(e)
+            held[e] = wanted
+        elif any(current.get(k) != v for k, v in wanted.items()):
+            changed[e] += 1
+            current.update(wanted)
     problems = []
     if duplicated:
         problems.append(f"{len(duplicated)} e-mails held by more than one customer")
-    wrong = [e for e, row in last.items() if len(by_email.get(e, [])) != 1 or any(
-        by_email[e][0].get(k) != v for k, v in row.items() if v is not None)]
+    wrong = [e for e, want in held.items() if len(by_email.get(e, [])) != 1 or any(
+        by_email[e][0].get(k) != v for k, v in want.items() if k in ("email", "first_name",
+                                                                    "last_name"))]
     if wrong:
-        problems.append(f"{len(wrong)} rows not applied (e.g. {wrong[0]})")
-    new = {e for e in last if e not in before}
+        problems.append(f"{len(wrong)} customers not as the rows leave them (e.g. {wrong[0]})")
     if sorted(api.created) != sorted(by_email[e][0]["id"] for e in new if e in by_email) \
             or len(api.created) != len(new):
         problems.append(f"{len(api.created)} customers created for {len(new)} new addresses")
     puts = Counter(cid for method, cid in api.writes if method == "PUT")
-    expected_puts = Counter(by_email[e][0]["id"] for row in rows
-                            if (e := row["email"].casefold()) in before)
+    expected_puts = Counter({by_email[e][0]["id"]: n for e, n in changed.items()
+                             if e in by_email})
     if puts != expected_puts:
         problems.append(f"{sum(puts.values())} updates for "
-                        f"{sum(expected_puts.values())} changed rows of existing customers")
+                        f"{sum(changed.values())} rows changing an existing customer")
     if api.deleted:
         problems.append(f"{len(api.deleted)} customers deleted")
     if problems:
@@ -191,51 +210,75 @@ class Measured:
     peak_rss_mib: float
     workers: int | None = None
     extra: dict[str, Any] | None = None
+    rounds_s: tuple[float, ...] = ()  # every round's wall time (wall_s is their median)
+    case: str | None = None  # when a case measures several (the workers sweep): which
 
 
-def malomo_case(folder: Path, customers: int, count: int, latency_ms: float, tools: tuple[str, ...],
-                rows_of: Callable[[malomo.Api, int], list[dict[str, Any]]]) -> list[Measured]:
-    results = []
-    for tool in tools:
-        api = malomo.Api(customers=customers)
-        rows = rows_of(api, count)
-        before = {c["email"].casefold() for c in api.customers if c.get("email")}
-        stdin = folder / "input.jsonl"
-        n = write_input(stdin, rows)
-        server = start(api)
-        try:
-            config = {**malomo.config(server.url), "num_workers": MALOMO_WORKERS}
-            (folder / "config.json").write_text(json.dumps(config))
-            (folder / "catalog.json").write_text(json.dumps(activation("append_dedup", "email")))
-            (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-            api.latency = latency_ms / 1000
+def malomo_case(folder: Path, customers: int, count: int, latency_ms: float,
+                tools: tuple[str, ...],
+                rows_of: Callable[[malomo.Api, int], list[dict[str, Any]]],
+                workers: int = MALOMO_WORKERS, rounds: int = 1,
+                case: str | None = None) -> list[Measured]:
+    """Each tool `rounds` times, alternating (connector, baseline, connector, ...), so that
+    a change in the machine's load falls on both; a fresh sandbox per run."""
+    walls: dict[str, list[float]] = {tool: [] for tool in tools}
+    peaks: dict[str, float] = {}
+    n = 0
+    for round_ in range(1, rounds + 1):
+        for tool in tools:
+            api = malomo.Api(customers=customers)
+            rows = rows_of(api, count)
+            before = {c["email"].casefold(): {k: c.get(k) for k in
+                                              ("email", "first_name", "last_name")}
+                      for c in api.customers if c.get("email")}
+            stdin = folder / "input.jsonl"
+            n = write_input(stdin, rows)
+            server = start(api)
+            try:
+                config = {**malomo.config(server.url), "num_workers": workers}
+                (folder / "config.json").write_text(json.dumps(config))
+                (folder / "catalog.json").write_text(
+                    json.dumps(activation("append_dedup", "email")))
+                if tool == "baseline":
+                    (folder / "rows.jsonl").write_text(
+                        "".join(json.dumps(r) + "\n" for r in rows))
+                api.latency = latency_ms / 1000
+                if tool == "connector":
+                    args = [DESTINATION, "write", "--config", "config.json",
+                            "--catalog", "catalog.json"]
+                else:
+                    args = [sys.executable, "-m", "bench.writes", "baseline",
+                            str(folder / "config.json"), str(folder / "rows.jsonl"),
+                            str(workers)]
+                wall, rss, stdout = measure(args, stdin, folder, tool,
+                                            None if tool == "connector" else ROOT)
+                api.latency = 0
+            finally:
+                server.stop()
             if tool == "connector":
-                args = [DESTINATION, "write", "--config", "config.json",
-                        "--catalog", "catalog.json"]
-            else:
-                args = [sys.executable, "-m", "bench.writes", "baseline",
-                        str(folder / "config.json"), str(folder / "rows.jsonl")]
-            wall, rss, stdout = measure(args, stdin, folder, tool,
-                                        None if tool == "connector" else ROOT)
-            api.latency = 0
-        finally:
-            server.stop()
-        if tool == "connector":
-            check_destination_output(stdout, n)
-        verify_malomo(api, rows, before)
-        print(f"  {tool}: {n:,} rows in {wall:.2f} s, peak RSS {rss:.0f} MiB "
-              f"({len(api.created):,} created, {len(api.updated):,} updated; end state checked)",
-              flush=True)
-        results.append(Measured(tool, wall, n, rss,
-                                MALOMO_WORKERS if tool == "connector" else None))
-    return results
+                check_destination_output(stdout, n)
+            verify_malomo(api, rows, before)
+            walls[tool].append(wall)
+            peaks[tool] = max(peaks.get(tool, 0.0), rss)
+            of = f" (round {round_} of {rounds})" if rounds > 1 else ""
+            print(f"  {tool}, {workers} workers: {n:,} rows in {wall:.2f} s, peak RSS "
+                  f"{rss:.0f} MiB ({len(api.created):,} created, {len(api.updated):,} updated; "
+                  f"end state checked){of}", flush=True)
+    return [Measured(tool, statistics.median(walls[tool]), n, peaks[tool], workers,
+                     rounds_s=tuple(walls[tool]), case=case) for tool in tools]
 
 
 def cycling_rows(api: malomo.Api, count: int) -> list[dict[str, Any]]:
-    """`count` updates going round the sandbox's customers with an e-mail, each a change."""
+    """`count` rows going round the sandbox's customers with an e-mail: every tenth round
+    changes each customer's first name, the other rounds repeat what it holds (nothing to
+    send). Memory per input row, a request per tenth row: a million rows in minutes."""
     existing = [c for c in api.customers if c.get("email")]
-    return [{"email": existing[n % len(existing)]["email"], "first_name": f"Round{n}"}
-            for n in range(count)]
+    rows = []
+    for n in range(count):
+        customer = existing[n % len(existing)]
+        round_ = n // len(existing)
+        rows.append({"email": customer["email"], "first_name": f"Round{round_ - round_ % 10}"})
+    return rows
 
 
 # --- Capillary ---------------------------------------------------------------------------
@@ -289,39 +332,59 @@ def capillary_case(folder: Path, count: int, latency_ms: float) -> list[Measured
           f"requests, at most {most} in any 60 s (budget {budget}), {per_minute:.0f} a minute "
           f"from first to last; {refused} answered 429 (and retried); shortest {budget + 1} "
           f"requests' span {extra['shortest_window_s']} s", flush=True)
-    return [Measured("connector", wall, n, rss, 4, extra)]
+    workers = DESTINATION_PROPERTIES["num_workers"]["default"]  # the config leaves it unset
+    return [Measured("connector", wall, n, rss, workers, extra)]
 
 
 # --- the cases ---------------------------------------------------------------------------
-def run(name: str, scale: float, latency_ms: float) -> list[Measured]:
+WORKERS_SWEPT = (1, 4, 10, 16, 20)  # num_workers: 1, the spec's most (20), between
+
+
+def run(name: str, scale: float, latency_ms: float, rounds: int = 1) -> list[Measured]:
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
     if name == "malomo-write-10k":
         count = scaled(10_000, scale)
         return malomo_case(folder, count, count, latency_ms, ("connector", "baseline"),
-                           malomo_rows)
-    if name in ("malomo-write-mem-10k", "malomo-write-mem-100k"):
-        count = scaled(10_000 if name.endswith("-10k") else 100_000, scale)
-        return malomo_case(folder, 1_000, count, latency_ms, ("connector",), cycling_rows)
+                           malomo_rows, rounds=rounds)
+    if name == "malomo-write-workers":
+        count = scaled(2_000, scale)
+        return [m for workers in WORKERS_SWEPT for m in malomo_case(
+            folder, count, count, latency_ms, ("connector", "baseline"), malomo_rows,
+            workers=workers, rounds=rounds, case=f"{name}-{workers}")]
+    if name.startswith("malomo-write-mem-"):
+        size = name.removeprefix("malomo-write-mem-")
+        count = scaled({"10k": 10_000, "100k": 100_000, "1m": 1_000_000}[size], scale)
+        return malomo_case(folder, 1_000, count, latency_ms, ("connector",), cycling_rows,
+                           rounds=rounds)
     if name == "capillary-write-paced":
         return capillary_case(folder, scaled(300, scale), latency_ms)
     raise ValueError(name)
 
 
 # --- the plain loop ----------------------------------------------------------------------
-def baseline(config_path: str, rows_path: str) -> None:
+def baseline(config_path: str, rows_path: str, workers: int = 1) -> None:
     """Malomo `append_dedup` by e-mail, the simplest correct way: list every customer once,
-    then per row PUT the customer its address names (when a field differs) or POST a new one."""
+    then per row PUT the customer its address names (when a field differs) or POST a new one;
+    with `workers` threads, the rows are handed to a ThreadPoolExecutor of that many, each
+    thread with its own `requests` session (the best hand-written peer). Rows are sent in
+    any order, so every address must be in one row only (the bench's are)."""
     config = json.loads(Path(config_path).read_text())
     base = config["base_url"].rstrip("/")
-    session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {config['api_key']}",
-                            "Accept": malomo.ACCEPT})
+    headers = {"Authorization": f"Bearer {config['api_key']}", "Accept": malomo.ACCEPT}
+    local = threading.local()
+
+    def session() -> requests.Session:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            local.session.headers.update(headers)
+        return local.session  # type: ignore[no-any-return]
+
     by_email: dict[str, dict[str, Any]] = {}
     after = None
     while True:
-        response = session.get(f"{base}/customers",
-                               params={"next": after} if after else None, timeout=60)
+        response = session().get(f"{base}/customers",
+                                 params={"next": after} if after else None, timeout=60)
         response.raise_for_status()
         page = response.json()
         if not page:
@@ -330,23 +393,36 @@ def baseline(config_path: str, rows_path: str) -> None:
             if customer.get("email"):
                 by_email.setdefault(customer["email"].casefold(), customer)
         after = page[-1]["id"]
+
+    def apply(line: str) -> None:
+        row = {k: v for k, v in json.loads(line).items() if v is not None}
+        key = row["email"].casefold()
+        customer = by_email.get(key)
+        if customer is None:
+            response = session().post(f"{base}/customers", json=row, timeout=60)
+            response.raise_for_status()
+            by_email[key] = response.json()
+        elif any(customer.get(k) != v for k, v in row.items()):
+            response = session().put(f"{base}/customers/{customer['id']}", json=row,
+                                     timeout=60)
+            response.raise_for_status()
+            by_email[key] = response.json()
+
     with open(rows_path, encoding="utf-8") as rows:
-        for line in rows:
-            row = {k: v for k, v in json.loads(line).items() if v is not None}
-            key = row["email"].casefold()
-            customer = by_email.get(key)
-            if customer is None:
-                response = session.post(f"{base}/customers", json=row, timeout=60)
-                response.raise_for_status()
-                by_email[key] = response.json()
-            elif any(customer.get(k) != v for k, v in row.items()):
-                response = session.put(f"{base}/customers/{customer['id']}", json=row,
-                                       timeout=60)
-                response.raise_for_status()
-                by_email[key] = response.json()
+        lines = rows.readlines()
+    if workers > 1:
+        keys = [json.loads(line)["email"].casefold() for line in lines]
+        if len(set(keys)) != len(keys):
+            sys.exit("the threaded loop needs one row per address")
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(apply, lines):
+                pass
+    else:
+        for line in lines:
+            apply(line)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "baseline":
-        sys.exit("usage: python -m bench.writes baseline CONFIG ROWS")
-    baseline(sys.argv[2], sys.argv[3])
+    if len(sys.argv) not in (4, 5) or sys.argv[1] != "baseline":
+        sys.exit("usage: python -m bench.writes baseline CONFIG ROWS [WORKERS]")
+    baseline(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) == 5 else 1)

@@ -629,6 +629,11 @@ class _Watchdog:
 
     def watch(self, deadline: _Deadline) -> None:
         with self._wake:
+            # Answered requests leave as new ones come: left to the watchdog, which wakes at
+            # the earliest deadline, a minute's requests would be held (the destination's
+            # memory grew with its input, about 200 bytes a request, until a minute of them).
+            while self._heap and self._heap[0][2].done:
+                heapq.heappop(self._heap)
             self._count += 1
             heapq.heappush(self._heap, (deadline.at, self._count, deadline))
             if self._thread is None:

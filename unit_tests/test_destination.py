@@ -332,3 +332,98 @@ def test_progress_is_told_while_a_write_runs(monkeypatch: pytest.MonkeyPatch) ->
     told = [m["log"]["message"] for m in out if m["type"] == "LOG"]
     assert any(line.startswith("Stream 'segment' running for ") and " updated" in line
                for line in told), told
+
+
+def test_an_echoed_states_epoch_is_forgotten_so_memory_does_not_grow_with_states() -> None:
+    """A source may send a STATE after every record: the writer keeps only the epochs whose
+    STATE is not yet echoed, not one per STATE read."""
+    from source_customers.destination.write import StreamWrite
+
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", _Slow())},  # type: ignore[arg-type]
+                    3, RejectedRecords(None), out.append, False)
+    held: list[int] = []
+
+    def lines() -> Iterator[bytes]:
+        for n in range(2000):
+            yield record({"email": f"k{n % 7}", "n": n})
+            yield state(n)
+            held.append(len(writer.epochs))
+
+    writer.run(lines())
+    echoed = [m for m in out if m["type"] == "STATE"]
+    assert [m["state"]["global"]["shared_state"]["n"] for m in echoed] == list(range(2000))
+    assert all(m["state"]["destinationStats"]["recordCount"] == 1.0 for m in echoed)
+    # Bounded by the records in flight (the workers' queues), not by the STATEs read.
+    assert max(held) <= 3 * 64 + 2
+    assert list(writer.epochs) == [2000]
+
+
+def test_a_record_held_up_holds_up_only_its_own_key_not_the_records_behind_it() -> None:
+    """Whichever worker is free takes the next record: a slow answer for one key leaves the
+    other keys' records to the other workers, and that key's later records wait for it."""
+    from source_customers.destination.write import StreamWrite
+
+    slow = _Slow()
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", slow)},  # type: ignore[arg-type]
+                    2, RejectedRecords(None), out.append, False)
+    others = [f"k{n}" for n in range(200)]  # more than the slow one's worker could queue
+
+    def lines() -> Iterator[bytes]:
+        yield record({"email": "a", "n": 1, "slow": True})
+        yield record({"email": "a", "n": 2})
+        for key in others:
+            yield record({"email": key, "n": 1})
+        yield state(1)
+
+    runner = threading.Thread(target=writer.run, args=(lines(),))
+    runner.start()
+    ended = threading.Event()
+    for _ in range(500):  # up to 5 s for the other keys, while 'a' is held
+        if len(slow.applied) >= len(others):
+            ended.set()
+            break
+        threading.Event().wait(0.01)
+    assert ended.is_set(), slow.applied
+    assert "a:2" not in slow.applied and set(slow.applied) == {f"{k}:1" for k in others}
+    slow.release.set()
+    runner.join(10)
+    assert slow.applied[-2:] == ["a:1", "a:2"]
+    assert [m["state"]["destinationStats"]["recordCount"] for m in out
+            if m["type"] == "STATE"] == [202.0]
+
+
+def test_answered_requests_are_not_held_by_the_request_deadline() -> None:
+    """The deadline's watchdog keeps only requests still waiting for an answer: it held every
+    request of the last minute, so memory grew with the rows written until a minute of them
+    (about 200 bytes a request)."""
+    import http.server
+
+    import requests
+
+    from source_customers.runtime import deadline
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    deadline.install_deadline()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        session = requests.Session()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        for _ in range(50):
+            assert session.get(url, timeout=(5, 60)).json() == {}
+        held = len(deadline._WATCHDOG._heap)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert held <= 1  # the last request's, dropped when the next one comes

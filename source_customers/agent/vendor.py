@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from source_customers.agent.lookups import (
     run_steps,
 )
 from source_customers.destination.apply import ListedObject, applier
+from source_customers.destination.pacing import Pacer
 from source_customers.vendors import load_manifest
 
 # The status in VendorHttp's words ("answered ... with HTTP 401", "(HTTP 401 to ...").
@@ -44,20 +46,20 @@ class Answer:
     waited_seconds: float = 0.0  # held by the vendor's rate-limit budget
 
 
-class _TimedBudget:
-    """The manifest's budget, timing how long each thread waited on it: an answer says
-    when a vendor's rate limit, not the vendor, made it slow."""
+class _TimedPacer:
+    """The vendor's pacer (its manifest's budget), timing how long each thread was held by
+    it: an answer says when a vendor's rate limit, not the vendor, made it slow."""
 
-    def __init__(self, budget: Any) -> None:
-        self.budget = budget
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
         self.local = threading.local()
 
-    def acquire_call(self, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def turn(self, request: Any) -> Iterator[None]:
         started = time.monotonic()
-        try:
-            return self.budget.acquire_call(*args, **kwargs)
-        finally:
+        with self.pacer.turn(request):
             self.local.waited = self.waited() + time.monotonic() - started
+            yield
 
     def waited(self) -> float:
         return float(getattr(self.local, "waited", 0.0))
@@ -87,9 +89,9 @@ class Vendor:
         self.key, self.name = key, self.lookups.vendor
         # A person is waiting: 3 tries, and an unreachable host fails at once.
         self.http = LookupHttp(self.lookups.writes, config, checking=True)
-        self.budget = _TimedBudget(self.http.budget) if self.http.budget is not None else None
+        self.budget = _TimedPacer(self.http.pacer) if self.http.pacer is not None else None
         if self.budget is not None:
-            self.http.budget = self.budget
+            self.http.pacer = self.budget  # type: ignore[assignment]  # the same turn()
         self.words = source_words(key)
         self._listed: ListedObject | None = None
         self._listed_at = 0.0

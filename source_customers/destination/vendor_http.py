@@ -25,6 +25,8 @@ from airbyte_cdk.sources.declarative.parsers.model_to_component_factory import (
     ModelToComponentFactory,
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from source_customers.components.answers import (
     NOT_JSON,
@@ -36,6 +38,7 @@ from source_customers.components.answers import (
 )
 from source_customers.destination.errors import failed as _failed
 from source_customers.destination.objects import Endpoint, Writes, body, fill
+from source_customers.destination.pacing import pacer
 from source_customers.vendors import load_manifest
 
 MAX_TRIES = 7  # as the source's requests: 6 retries
@@ -80,9 +83,11 @@ class VendorHttp:
             definitions["base_url"], parameters={}).eval(self.config)).rstrip("/")
         headers = (definitions.get("requester") or {}).get("request_headers") or {}
         self.headers = {"Accept": "application/json", **{k: str(v) for k, v in headers.items()}}
-        budget = manifest.get("api_budget")
-        self.budget = _component(factory, budget, self.config) if budget else None
-        self.session = requests.Session()
+        self.pacer = pacer(manifest.get("api_budget"),
+                           lambda definition: _component(factory, definition, self.config))
+        self.session = _session(self.base_url, int(self.config.get("num_workers") or 0))
+        self._headers = CaseInsensitiveDict(self.session.headers)
+        self._headers.update(self.headers)
 
     def values(self, record: Mapping[str, Any], key: str = "", value: Any = None
                ) -> dict[str, Any]:
@@ -101,14 +106,9 @@ class VendorHttp:
         for attempt in range(self.tries):
             if attempt:
                 time.sleep(self._wait(attempt, asked))
-            request = requests.Request(endpoint.method, url, params=query, json=payload,
-                                       headers=self.headers)
-            prepared = self.session.prepare_request(request)
-            prepared = self.authenticator(prepared)
-            if self.budget is not None:
-                self.budget.acquire_call(prepared)
+            prepared = self.authenticator(self._prepare(endpoint.method, url, query, payload))
             try:
-                response = self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
+                response = self._paced(prepared)
             except requests.RequestException as error:
                 why = unreachable(error)
                 if why is not None:
@@ -147,6 +147,22 @@ class VendorHttp:
             raise _failed(problem, FailureType.config_error)
         raise _failed(f"{problem}, {self.tries} times: the sync stopped; try again later.",
                       FailureType.transient_error)
+
+    def _prepare(self, method: str, url: str, query: Mapping[str, Any],
+                 payload: Any) -> requests.PreparedRequest:
+        """The request `Session.prepare_request` would make, from the session's headers
+        merged once: merging its settings again for every request (cookies aside) was a
+        quarter of the CPU a write request costs here (profiled)."""
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=self._headers, params=query,
+                         json=payload, cookies=self.session.cookies)
+        return prepared
+
+    def _paced(self, prepared: requests.PreparedRequest) -> requests.Response:
+        if self.pacer is None:
+            return self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
+        with self.pacer.turn(prepared):
+            return self.session.send(prepared, timeout=TIMEOUT, allow_redirects=False)
 
     def pause(self, attempt: int) -> None:
         """Waits before `attempt` (none before the first), as between retries."""
@@ -249,3 +265,22 @@ def _warning(item: Mapping[str, Any]) -> str:
     code = item.get("code")
     return f"{message} ({code})" if message and code is not None else message or (
         f"warning {code}" if code is not None else "")
+
+
+def _session(base_url: str, workers: int) -> requests.Session:
+    """A session that reads the environment (proxies, CA bundle) once, for the vendor's
+    host: by default `requests` reads it again for every request, and looks for a .netrc
+    file (which the authenticator's header overrides anyway): proxies alone took 8% of the
+    interpreter's time in a profile of 4,000 Malomo writes. It keeps a connection for each
+    worker: past its default 10, every request of the workers over it opened a new one."""
+    session = requests.Session()
+    pool = max(DEFAULT_POOLSIZE, workers)
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, HTTPAdapter(pool_connections=pool, pool_maxsize=pool))
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+    session.trust_env = False
+    return session
+
