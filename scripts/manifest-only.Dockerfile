@@ -7,7 +7,11 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 
 WORKDIR /airbyte/integration_code
-COPY manifest.yaml components.py ./source_declarative_manifest/
+# The whole folder, as the template copies it: the runner opens manifest.yaml in the working
+# directory first, and imports source_declarative_manifest.components from beside it.
+COPY . ./
+RUN mkdir -p source_declarative_manifest \
+    && cp manifest.yaml components.py ./source_declarative_manifest/
 
 USER airbyte
 ENV AIRBYTE_ENTRYPOINT="python /airbyte/integration_code/main.py"
