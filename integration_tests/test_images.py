@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +36,7 @@ from integration_tests.sandbox import VENDORS, capillary, malomo
 from integration_tests.sandbox.server import Server, VendorApi
 from integration_tests.test_destination import EXECUTABLE as DESTINATION_COMMAND
 from integration_tests.test_destination import activation, echoed, rec, rejected_lines, state
+from scripts import catalog
 
 
 def _images() -> dict[str, str]:
@@ -228,3 +232,19 @@ def test_destination_image_writes_capillary_by_mobile(
     assert all(api.find("mobile", m)["profiles"][0]["firstName"] == "Gold" for m in known)
     assert api.added == [] and api.merges == []
     assert api.find("mobile", unknown[0]) is None
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_the_cdks_own_image_test_passes_offline_on_the_catalog_folder_image(
+        vendor: str, tmp_path: Path) -> None:
+    """`airbyte-cdk image test --no-creds`, as the catalog's CI runs it on a folder. Offline it
+    runs `spec` in the image and lints it; the spec's comparison with the published version
+    skips itself, the registry being out of reach. Its check, discover and read need
+    credentials (`requires_creds`) and run `docker run` without a network option, so a
+    container cannot reach the sandbox on the host's 127.0.0.1: the tests above run those."""
+    folder = shutil.copytree(catalog.DEST / f"source-{vendor}", tmp_path / f"source-{vendor}")
+    done = subprocess.run([str(Path(sys.executable).parent / "airbyte-cdk"), "image", "test",
+                           ".", "--image", CATALOG[vendor], "--no-creds"],
+                          cwd=folder, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.search(r"\b1 passed\b", done.stdout), done.stdout[-2000:]
