@@ -20,6 +20,7 @@ STAND_IN_TAG="source-customers/python-connector-base-stand-in:bookworm-py3.11-$R
 PULL_WAIT=60
 
 say() { echo "base-image: $*" >&2; }
+mkdir -p "$STATE"
 
 if [ -z "${STAND_IN:-}" ]; then
     if docker image inspect "$BASE_IMAGE" > /dev/null 2>&1; then
@@ -49,7 +50,6 @@ MIRROR=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.so
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/base-image.XXXXXX")
 trap 'rm -rf "$ROOT"' EXIT
 say "debootstrap bookworm from $MIRROR (log: $STATE/debootstrap.log)"
-mkdir -p "$STATE"
 debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates,tzdata \
     bookworm "$ROOT" "$MIRROR" > "$STATE/debootstrap.log" 2>&1 \
     || { say "debootstrap failed; the end of its log:"; tail -n 20 "$STATE/debootstrap.log" >&2; exit 1; }
