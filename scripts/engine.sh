@@ -69,7 +69,8 @@ stop() {
         return
     fi
     pid=$(cat "$STATE/dockerd.pid")
-    if kill "$pid" 2> /dev/null; then
+    # A process id left by a run that died may since name another process: end only dockerd.
+    if [ "$(cat "/proc/$pid/comm" 2> /dev/null)" = dockerd ] && kill "$pid" 2> /dev/null; then
         # dockerd stops its containers first: give it the time it takes.
         waited=0
         while kill -0 "$pid" 2> /dev/null && [ "$waited" -lt 30 ]; do
