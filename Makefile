@@ -204,3 +204,26 @@ clean:
 .PHONY: agent-demo
 agent-demo: install
 	$(BIN)/python -m scripts.agent_demo
+
+.PHONY: catalog image-test clean-images
+
+# dist/airbyte-catalog/source-<vendor>/: the folder Airbyte's connector catalog takes for each
+# vendor, generated from manifests/ (scripts/catalog.py; docs/running.md says how to
+# contribute one). Never edit a folder by hand: change manifests/ or the generator.
+catalog: install
+	$(BIN)/python -m scripts.catalog
+
+# Both images, and each catalog folder's, built and run against the sandbox as Airbyte runs
+# them (integration_tests/test_images.py). A container engine is installed (Debian's docker.io,
+# as root) and started where none runs; where Airbyte's registry is out of reach the images
+# build on a stand-in base made with debootstrap, cached by tag (scripts/base-image.sh). The
+# engine this target started is stopped at the end, pass or fail; images stay cached.
+image-test: catalog
+	@sh scripts/engine.sh start; status=0; \
+	{ sh scripts/images.sh && IMAGE_TEST_ENV=.image-test/images.env $(BIN)/pytest \
+		-p no:cacheprovider integration_tests/test_images.py; } || status=$$?; \
+	sh scripts/engine.sh stop; exit $$status
+
+clean: clean-images
+clean-images:
+	rm -rf .image-test dist integration_tests/catalog/build

@@ -79,10 +79,12 @@ def run(command: str, config: dict[str, Any] | None = None, catalog: dict[str, A
                 args += [f"--{name}", str(path)]
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=folder,
                               env=env)
-    messages = []
-    for line in done.stdout.splitlines():
-        if line.startswith("{"):
-            messages.append(json.loads(line))
+    return parsed(done)
+
+
+def parsed(done: subprocess.CompletedProcess[str]) -> Output:
+    """A finished command's output, its protocol messages parsed."""
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return Output(done.returncode, done.stdout, done.stderr, messages)
 
 

@@ -74,13 +74,42 @@ def _defined(tree: ast.Module) -> set[str]:
     return names
 
 
-def build() -> str:
-    """The components file the modules make now."""
+def _imports_of(module: str) -> set[str]:
+    """The modules of `MODULES` that `module` imports."""
+    tree = ast.parse(_source(module))
+    return {(node.module or "").removeprefix(f"{PACKAGE}.").replace(".", "/")
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and _ours(node)} & set(MODULES)
+
+
+def modules_for(components: set[str]) -> tuple[str, ...]:
+    """The modules a manifest naming `components` needs, in `MODULES`' order: those defining
+    them, the runtime the file ends by installing (`runtime/hooks`), and what they import.
+
+    Airbyte's catalog takes one folder per source, whose components.py should hold only what
+    that source uses (scripts/catalog.py)."""
+    owners = {name: module for module in MODULES for name in _defined(ast.parse(_source(module)))}
+    unknown = sorted(components - set(owners))
+    if unknown:
+        raise SystemExit(f"scripts.bundle: no module defines {', '.join(unknown)}")
+    needed = {owners[name] for name in components} | {"runtime/hooks"}
+    pending = list(needed)
+    while pending:
+        for imported in _imports_of(pending.pop()) - needed:
+            needed.add(imported)
+            pending.append(imported)
+    return tuple(m for m in MODULES if m in needed)
+
+
+def build(modules: tuple[str, ...] | None = None) -> str:
+    """The components file `modules` make now (by default all: manifests/components.py)."""
+    if modules is None:
+        modules = MODULES
     plain: set[str] = set()  # `import x`
     names: dict[str, set[str]] = {}  # `from x import a, b`
     bodies: list[str] = []
     owner: dict[str, str] = {}
-    for module in MODULES:
+    for module in modules:
         text = _source(module)
         tree = ast.parse(text)
         lines = text.splitlines()
@@ -109,7 +138,7 @@ def build() -> str:
         body = "\n".join(lines[body_start:]).strip("\n")
         bodies.append(f"# --- {PACKAGE}/{module}.py ---\n\n{body}\n")
     header = HEADER.format(modules=textwrap.fill(
-        ", ".join(f"{m}.py" for m in MODULES), width=88, subsequent_indent="    "))
+        ", ".join(f"{m}.py" for m in modules), width=88, subsequent_indent="    "))
     sections = []
     for stdlib in (True, False):
         lines = [f"import {name}" for name in sorted(plain)

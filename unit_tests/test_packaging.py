@@ -103,7 +103,17 @@ def test_image_is_built_on_the_exact_base_image_metadata_names(file: str) -> Non
     base = metadata(file)["connectorBuildOptions"]["baseImage"]
     assert re.fullmatch(r"docker\.io/airbyte/python-connector-base:[\d.]+@sha256:[0-9a-f]{64}",
                         base), base
-    assert arguments("FROM") == [base]
+    # The base is a build argument (make image-test builds on a stand-in where Airbyte's
+    # registry is out of reach); its default is the base metadata.yaml names.
+    assert arguments("FROM") == ["${BASE_IMAGE}"]
+    assert build_argument("BASE_IMAGE") == base
+
+
+def test_image_runs_as_the_non_root_user_airbyte() -> None:
+    assert arguments("USER") == ["airbyte"]
+    # After the installs: they write to the system Python, which only root may.
+    keywords = [k for k, _ in instructions()]
+    assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
 
 
 @pytest.mark.parametrize("file", CONNECTORS.values())

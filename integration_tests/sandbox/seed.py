@@ -41,8 +41,11 @@ def person(r: random.Random) -> tuple[str, str]:
 
 
 def email(r: random.Random, given: str, family: str, n: int) -> str:
-    local = "".join(c for c in f"{given}.{family}".lower() if (c.isascii() and c.isalnum()) or c == ".")
-    return f"{local or 'customer'}.{n}@example.com"
+    """given.family.n@example.com in ASCII; a name with no ASCII letter (李, Иванова) is left
+    out rather than leaving two dots in a row, which no real address has."""
+    parts = ["".join(c for c in name.lower() if c.isascii() and c.isalnum())
+             for name in (given, family)]
+    return f"{'.'.join(p for p in parts if p) or 'customer'}.{n}@example.com"
 
 
 def maybe(r: random.Random, value: object, p: float = 0.8) -> object | None:
