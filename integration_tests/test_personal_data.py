@@ -74,6 +74,10 @@ class Run:
         server = start(api)
         try:
             config = module.config(server.url)
+            if self.vendor == "capillary":  # looked up by e-mail: the address is one of them
+                emails = [capillary.Api.identifier(c, "email") for c in api.customers]
+                config.update(identifier_name="email",
+                              identifiers=[e for e in emails if e][:10])
             config[FIELD[self.vendor]] = [*config[FIELD[self.vendor]], PLUS_ADDRESS]
             self.values = [str(v) for v in config[FIELD[self.vendor]]]
             inject = platform_runner(self.vendor) if self.runner else (lambda c: c)
