@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -13,30 +12,16 @@ FAST_SPEC = (["spec"], ["spec", "--debug"])
 
 
 def _import_main() -> Callable[[Sequence[str]], int]:
-    """Imports the CDK and the connector: `source_customers.run.main`.
+    """Imports the CDK and the connector (`source_customers.run.main`), as
+    `source_customers/startup.py` says."""
+    from source_customers.startup import imported
 
-    The garbage collector is off while they are imported: the import builds hundreds of
-    thousands of objects that live as long as the process, and each few hundred of them
-    would set off a collection scanning them again (an eighth of the import's CPU). The
-    few reference cycles the import leaves as garbage stay, frozen with the rest (under a
-    MiB of peak memory). The collector is on again as soon as the import is done.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        from source_customers import serializer_schemas
-
-        # Before the CDK is imported: it builds its message serializers at import time.
-        serializer_schemas.defer()
+    def load() -> Callable[[Sequence[str]], int]:
         from source_customers.run import main
 
-        # The CDK, imported by now, lives as long as the process: out of the garbage
-        # collector's reach, it is not scanned again by every collection during a sync.
-        gc.freeze()
-    finally:
-        if was_enabled:
-            gc.enable()
-    return main
+        return main
+
+    return imported(load)
 
 
 def run() -> None:
