@@ -116,6 +116,14 @@ def test_row_estimate_is_one_per_partition_until_a_tenth_are_read() -> None:
     assert progress.row_estimate(records=612) == 612  # all read: the count itself
 
 
+def test_row_estimate_of_one_record_partitions_is_their_count_while_many_are_being_read() -> None:
+    # A lookup a customer: 120 partitions, 12 read and 10 more being read, none of which has
+    # given its record yet. Shrunk from a LOKE sync whose first estimate said 85.
+    progress = StreamProgress("customer_memberships")
+    progress.expected, progress.partitions, progress.partitions_read = 120, 22, 12
+    assert progress.row_estimate(records=12) == 120
+
+
 def test_progress_and_summary_lines() -> None:
     progress = StreamProgress("customers")
     progress.started, progress.requests, progress.waited = 100.0, 312, 41.2

@@ -112,18 +112,19 @@ class StreamProgress:
         self.estimated: int | None = None  # the last row estimate emitted
         self.done = False
 
-    def row_estimate(self, records: int, workers: int = 0) -> int | None:
+    def row_estimate(self, records: int) -> int | None:
         """Records the stream will have read: one per partition until a tenth of them are
-        read, then the records per partition so far times the partitions expected. The
-        records so far include those of the partitions being read (up to one a worker),
-        each taken as half read."""
+        read, then the records per partition read times the partitions expected. The records
+        so far include some of those still being read, so an early estimate errs high by at
+        most those: a partition still being read may have given none yet (a lookup's one
+        record) or most of its pages, and taking each as half read made one-record
+        partitions look a third short."""
         if self.expected is None:
             return None
         if self.partitions_read < max(1, self.expected // 10):
             return self.expected
-        reading = min(workers, self.partitions - self.partitions_read) / 2
-        per_partition = records / (self.partitions_read + max(0.0, reading))
-        return round(per_partition * max(self.expected, self.partitions_read))
+        per_partition = records / self.partitions_read
+        return max(records, round(per_partition * max(self.expected, self.partitions_read)))
 
     def progress_line(self, records: int, now: float) -> str:
         parts = [f"{records:,} records so far", _many(self.requests, "request")]
@@ -175,8 +176,6 @@ class _Sync:
         self.streams = {name: StreamProgress(name) for name in processor._record_counter}
         enqueuer = getattr(processor, "_partition_enqueuer", None)
         self._queue: Any = getattr(enqueuer, "_queue", None)
-        pool = getattr(getattr(processor, "_thread_pool_manager", None), "_threadpool", None)
-        self.workers = int(getattr(pool, "_max_workers", 0))
         self.ended = threading.Event()
         self._interval = interval
         threading.Thread(target=self._tell, name="progress", daemon=True).start()
@@ -193,7 +192,7 @@ class _Sync:
         """An ESTIMATE trace if the stream's row estimate is new."""
         records = self.records(progress.name)
         with self.lock:
-            rows = progress.row_estimate(records, self.workers)
+            rows = progress.row_estimate(records)
             if rows is None or rows == progress.estimated or progress.done:
                 return None
             progress.estimated = rows
