@@ -8,7 +8,9 @@ every row applied once, no duplicate e-mail, the last row for a key the one that
 - `malomo-write-10k`: Malomo `append_dedup` by e-mail of 10,000 rows (70% existing customers
   changed, 30% new) at 20 ms a request, the destination (10 workers) against the plain loop
   below with as many threads (`python -m bench.writes baseline CONFIG ROWS 10`: list the
-  customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10).
+  customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10; in
+  bench/write_baseline.py, which imports nothing but `requests`, as a hand-written loop
+  would not).
 - `malomo-write-workers`: the same at 2,000 rows, both tools at each of WORKERS_SWEPT
   workers: the figures the default `num_workers` is chosen from.
 - `malomo-write-mem-10k`, `-100k`, `-1m`: the destination alone, no latency, 10,000 to
@@ -17,8 +19,6 @@ every row applied once, no duplicate e-mail, the last row for a key the one that
 - `capillary-write-paced`: Capillary `update` by mobile, 300 rows with `requests_per_minute`
   at two thirds of the rows (200), the sandbox answering 429 past that many requests in any
   60 s: the highest count of requests in any 60 s must stay within the budget, with no 429.
-
-    python -m bench.writes baseline CONFIG ROWS [WORKERS]   # the plain loop, for Malomo
 """
 
 from __future__ import annotations
@@ -28,16 +28,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from integration_tests.sandbox import capillary, malomo, start
 from integration_tests.sandbox.server import VendorApi
@@ -247,7 +243,7 @@ def malomo_case(folder: Path, customers: int, count: int, latency_ms: float,
                     args = [DESTINATION, "write", "--config", "config.json",
                             "--catalog", "catalog.json"]
                 else:
-                    args = [sys.executable, "-m", "bench.writes", "baseline",
+                    args = [sys.executable, "-m", "bench.write_baseline",
                             str(folder / "config.json"), str(folder / "rows.jsonl"),
                             str(workers)]
                 wall, rss, stdout = measure(args, stdin, folder, tool,
@@ -360,69 +356,3 @@ def run(name: str, scale: float, latency_ms: float, rounds: int = 1) -> list[Mea
     if name == "capillary-write-paced":
         return capillary_case(folder, scaled(300, scale), latency_ms)
     raise ValueError(name)
-
-
-# --- the plain loop ----------------------------------------------------------------------
-def baseline(config_path: str, rows_path: str, workers: int = 1) -> None:
-    """Malomo `append_dedup` by e-mail, the simplest correct way: list every customer once,
-    then per row PUT the customer its address names (when a field differs) or POST a new one;
-    with `workers` threads, the rows are handed to a ThreadPoolExecutor of that many, each
-    thread with its own `requests` session (the best hand-written peer). Rows are sent in
-    any order, so every address must be in one row only (the bench's are)."""
-    config = json.loads(Path(config_path).read_text())
-    base = config["base_url"].rstrip("/")
-    headers = {"Authorization": f"Bearer {config['api_key']}", "Accept": malomo.ACCEPT}
-    local = threading.local()
-
-    def session() -> requests.Session:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.headers.update(headers)
-        return local.session  # type: ignore[no-any-return]
-
-    by_email: dict[str, dict[str, Any]] = {}
-    after = None
-    while True:
-        response = session().get(f"{base}/customers",
-                                 params={"next": after} if after else None, timeout=60)
-        response.raise_for_status()
-        page = response.json()
-        if not page:
-            break
-        for customer in page:
-            if customer.get("email"):
-                by_email.setdefault(customer["email"].casefold(), customer)
-        after = page[-1]["id"]
-
-    def apply(line: str) -> None:
-        row = {k: v for k, v in json.loads(line).items() if v is not None}
-        key = row["email"].casefold()
-        customer = by_email.get(key)
-        if customer is None:
-            response = session().post(f"{base}/customers", json=row, timeout=60)
-            response.raise_for_status()
-            by_email[key] = response.json()
-        elif any(customer.get(k) != v for k, v in row.items()):
-            response = session().put(f"{base}/customers/{customer['id']}", json=row,
-                                     timeout=60)
-            response.raise_for_status()
-            by_email[key] = response.json()
-
-    with open(rows_path, encoding="utf-8") as rows:
-        lines = rows.readlines()
-    if workers > 1:
-        keys = [json.loads(line)["email"].casefold() for line in lines]
-        if len(set(keys)) != len(keys):
-            sys.exit("the threaded loop needs one row per address")
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(apply, lines):
-                pass
-    else:
-        for line in lines:
-            apply(line)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) not in (4, 5) or sys.argv[1] != "baseline":
-        sys.exit("usage: python -m bench.writes baseline CONFIG ROWS [WORKERS]")
-    baseline(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) == 5 else 1)

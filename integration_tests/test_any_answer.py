@@ -136,6 +136,12 @@ def test_loke_token_answer_without_a_token_is_retried() -> None:
     check_scenario("loke", Scenario("client_credentials", False, (), (Body("error_object"),)))
 
 
+def test_loke_token_request_refused_with_400_fails_naming_the_status() -> None:
+    # Found by `make fuzz` (2026-12-07), shrunk: the sync ended on "An unexpected error
+    # occurred in stream customers: HTTPError".
+    check_scenario("loke", Scenario("client_credentials", False, (), (Status(400),)))
+
+
 def test_capillary_token_request_meeting_408_is_retried() -> None:
     check_scenario("capillary", Scenario("oauth", False, (), (Status(408),)))
 

@@ -1468,6 +1468,28 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             self._tokens[key] = fresh
             return fresh
 
+    @staticmethod
+    def _refused(response: requests.Response) -> AirbyteTracedException:
+        """A token request refused other than as `invalid_client` (400 without that code,
+        403, 404, ...): the config is what can fix it, so it says which keys."""
+        said = ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, Mapping):
+            parts = [str(body[k]) for k in ("error", "error_description", "message")
+                     if isinstance(body.get(k), (str, int))]
+            said = f": {'; '.join(parts)[:200]}" if parts else ""
+        return AirbyteTracedException(
+            message=(
+                f"The OAuth2 token endpoint answered HTTP {response.status_code}{said}. Check "
+                "credentials.token_url, credentials.client_id and credentials.client_secret."
+            ),
+            internal_message=f"token request refused with HTTP {response.status_code}",
+            failure_type=FailureType.config_error,
+        )
+
     # The CDK retries a token request that meets 429, 5xx or a connection error, but not a
     # 408, nor a 200 whose body is cut short, not JSON, or holds no token (an error object):
     # the sync would end on a bare JSONDecodeError or "An unexpected error occurred ...".
@@ -1481,9 +1503,12 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
                     requests.exceptions.ChunkedEncodingError) as error:
                 problem = f"a body that is cut short or not JSON ({type(error).__name__})"
             except requests.exceptions.HTTPError as error:
-                # The CDK retries 429 and 5xx only; 408 says "try again" as plainly.
-                if error.response is None or error.response.status_code != 408:
+                # The CDK retries 429 and 5xx only; 408 says "try again" as plainly. Any
+                # other refusal reached the sync as a bare "HTTPError".
+                if error.response is None:
                     raise
+                if error.response.status_code != 408:
+                    raise self._refused(error.response) from None
                 problem = "HTTP 408"
             else:
                 if isinstance(answer, Mapping) and self._extract_access_token(answer):

@@ -190,6 +190,23 @@ def test_wrong_client_secret_fails_check_without_traceback_or_secret(
     assert "cs-secret-999" not in text
 
 
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_token_request_refused_otherwise_fails_check_naming_status_and_keys(
+        requests_mock: Any, tmp_path: Any, status: int) -> None:
+    token_url = "https://auth.example/token"
+    requests_mock.post(token_url, status_code=status, json={"error": "invalid_request"})
+    credentials = {"auth_type": "client_credentials", "client_id": "cid",
+                   "client_secret": "cs-secret-998", "token_url": token_url}
+    output = check(config(credentials=credentials), tmp_path)
+    message = output.connection_status_messages[0].connectionStatus.message
+    assert f"answered HTTP {status}: invalid_request" in message
+    assert "credentials.token_url" in message
+    text = transcript(output)
+    assert "HTTPError" not in text and "Traceback" not in text
+    assert "cs-secret-998" not in text
+    assert requests_mock.call_count == 1  # a refusal is not retried
+
+
 def test_missing_required_field_is_named(tmp_path: Any) -> None:
     incomplete = config()
     del incomplete["organization_id"]
