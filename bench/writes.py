@@ -7,7 +7,7 @@ every row applied once, no duplicate e-mail, the last row for a key the one that
 
 - `malomo-write-10k`: Malomo `append_dedup` by e-mail of 10,000 rows (70% existing customers
   changed, 30% new) at 20 ms a request, the destination (10 workers) against the plain loop
-  below with as many threads (`python -m bench.writes baseline CONFIG ROWS 10`: list the
+  below with as many threads (`python -m bench.write_baseline CONFIG ROWS 10`: list the
   customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10; in
   bench/write_baseline.py, which imports nothing but `requests`, as a hand-written loop
   would not).
