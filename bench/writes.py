@@ -6,11 +6,10 @@ peak RSS). What the tools did is checked by the vendor's end state, not by their
 every row applied once, no duplicate e-mail, the last row for a key the one that holds.
 
 - `malomo-write-10k`: Malomo `append_dedup` by e-mail of 10,000 rows (70% existing customers
-  changed, 30% new) at 20 ms a request, the destination (10 workers) against the plain loop
-  below with as many threads (`python -m bench.write_baseline CONFIG ROWS 10`: list the
-  customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10; in
-  bench/write_baseline.py, which imports nothing but `requests`, as a hand-written loop
-  would not).
+  changed, 30% new) at 20 ms a request, the destination (10 workers) against a plain loop
+  with as many threads (`python -m bench.write_baseline CONFIG ROWS 10`: list the
+  customers once, then one PUT or POST per row, from a ThreadPoolExecutor of 10; its own
+  module, bench/write_baseline.py, imports nothing but `requests`, as a hand-written script).
 - `malomo-write-workers`: the same at 2,000 rows, both tools at each of WORKERS_SWEPT
   workers: the figures the default `num_workers` is chosen from.
 - `malomo-write-mem-10k`, `-100k`, `-1m`: the destination alone, no latency, 10,000 to
