@@ -116,12 +116,19 @@ def test_row_estimate_is_one_per_partition_until_a_tenth_are_read() -> None:
     assert progress.row_estimate(records=612) == 612  # all read: the count itself
 
 
-def test_row_estimate_of_one_record_partitions_is_their_count_while_many_are_being_read() -> None:
-    # A lookup a customer: 120 partitions, 12 read and 10 more being read, none of which has
-    # given its record yet. Shrunk from a LOKE sync whose first estimate said 85.
+def test_row_estimate_waits_for_twice_as_many_read_as_are_being_read() -> None:
+    # Shrunk from two syncs: LOKE memberships (one record a partition) told 85 of 120 when
+    # partitions being read counted as half read; Malomo events (pages of 2) told 220 of
+    # under 110 when the records of those being read counted as read ones'.
     progress = StreamProgress("customer_memberships")
-    progress.expected, progress.partitions, progress.partitions_read = 120, 22, 12
-    assert progress.row_estimate(records=12) == 120
+    progress.expected, progress.partitions, progress.partitions_read = 120, 40, 12
+    assert progress.row_estimate(records=12, workers=10) == 120  # 10 being read: too few read
+    progress.partitions_read = 20
+    assert progress.row_estimate(records=20, workers=10) == 120  # one a partition
+    events = StreamProgress("customer_events")
+    events.expected, events.partitions, events.partitions_read = 60, 60, 20
+    # 2 events each: 120 in all. At worst the 10 being read have given all theirs.
+    assert events.row_estimate(records=40 + 10 * 2, workers=10) == 180  # 1.5 x, no more
 
 
 def test_progress_and_summary_lines() -> None:

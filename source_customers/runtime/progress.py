@@ -112,16 +112,18 @@ class StreamProgress:
         self.estimated: int | None = None  # the last row estimate emitted
         self.done = False
 
-    def row_estimate(self, records: int) -> int | None:
-        """Records the stream will have read: one per partition until a tenth of them are
-        read, then the records per partition read times the partitions expected. The records
-        so far include some of those still being read, so an early estimate errs high by at
-        most those: a partition still being read may have given none yet (a lookup's one
-        record) or most of its pages, and taking each as half read made one-record
-        partitions look a third short."""
+    def row_estimate(self, records: int, workers: int = 0) -> int | None:
+        """Records the stream will have read: one per partition until a tenth of them, and
+        twice as many as are being read (up to one a worker), are read; then the records
+        per partition read times the partitions expected. The records so far include some
+        of those still being read, none yet for a one-record lookup, most of its pages for
+        a long one, so the estimate errs high by at most half (taking each as half read
+        told one-record partitions a third short; waiting on no more than a tenth, a child
+        stream of long partitions more than twice over)."""
         if self.expected is None:
             return None
-        if self.partitions_read < max(1, self.expected // 10):
+        reading = min(workers, self.partitions - self.partitions_read)
+        if self.partitions_read < max(1, self.expected // 10, 2 * reading):
             return self.expected
         per_partition = records / self.partitions_read
         return max(records, round(per_partition * max(self.expected, self.partitions_read)))
@@ -176,6 +178,8 @@ class _Sync:
         self.streams = {name: StreamProgress(name) for name in processor._record_counter}
         enqueuer = getattr(processor, "_partition_enqueuer", None)
         self._queue: Any = getattr(enqueuer, "_queue", None)
+        pool = getattr(getattr(processor, "_thread_pool_manager", None), "_threadpool", None)
+        self.workers = int(getattr(pool, "_max_workers", 0))
         self.ended = threading.Event()
         self._interval = interval
         threading.Thread(target=self._tell, name="progress", daemon=True).start()
@@ -192,7 +196,7 @@ class _Sync:
         """An ESTIMATE trace if the stream's row estimate is new."""
         records = self.records(progress.name)
         with self.lock:
-            rows = progress.row_estimate(records)
+            rows = progress.row_estimate(records, self.workers)
             if rows is None or rows == progress.estimated or progress.done:
                 return None
             progress.estimated = rows
