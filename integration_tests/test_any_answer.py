@@ -26,6 +26,7 @@ from integration_tests import cli
 from integration_tests.any_answer import oracle
 from integration_tests.any_answer.behaviours import (
     Body,
+    NextLink,
     Oddity,
     Redirect,
     Scenario,
@@ -140,6 +141,14 @@ def test_loke_token_request_refused_with_400_fails_naming_the_status() -> None:
     # Found by `make fuzz` (2026-12-07), shrunk: the sync ended on "An unexpected error
     # occurred in stream customers: HTTPError".
     check_scenario("loke", Scenario("client_credentials", False, (), (Status(400),)))
+
+
+def test_loke_next_link_repeating_a_redirected_page_stops_the_sync() -> None:
+    # Found by `make fuzz` (2026-12-07): the first page, reached through a 307, linked back
+    # to itself as asked; the link was compared with the redirected URL only, and the page
+    # was read twice (2 duplicated keys).
+    check_scenario("loke", Scenario("access_token", False, (), (Redirect("same"),
+                                                                 NextLink("repeat"))))
 
 
 def test_capillary_token_request_meeting_408_is_retried() -> None:

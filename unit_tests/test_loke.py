@@ -66,6 +66,16 @@ def test_next_page_on_another_host_is_refused_and_gets_no_token(requests_mock: A
     assert "another host" in output.get_formatted_error_message()
 
 
+def test_next_page_that_repeats_the_page_asked_before_a_redirect_stops_with_error(
+        requests_mock: Any) -> None:
+    moved = f"{CUSTOMERS}?sort=updated&moved=1"
+    requests_mock.get(f"{CUSTOMERS}?sort=updated", status_code=307, headers={"Location": moved})
+    requests_mock.get(moved, **page([customer(1)], f"{CUSTOMERS}?sort=updated"))
+    output = read(config(), "customers")
+    assert requests_mock.call_count == 2
+    assert "same next-page link" in output.get_formatted_error_message()
+
+
 def test_next_page_that_repeats_stops_with_error(requests_mock: Any) -> None:
     loop = f"{CUSTOMERS}?after=same"
     requests_mock.get(CUSTOMERS, **page([customer(1)], loop))

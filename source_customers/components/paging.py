@@ -34,8 +34,9 @@ class NextLinkPagination(CursorPaginationStrategy):
     plain URL join drops that prefix; LOKE's absolute paths resolve the same way against its
     path-less root. The CDK follows any link it is given, so this strategy also refuses a
     link to another scheme or host (the credentials would go with it) and a link that
-    repeats the page just read (the API ignored its own cursor and would loop forever).
-    The resolved URL is the token; use it with `page_token_option: RequestPath`.
+    repeats the page just read, as asked for or as redirected (the API ignored its own
+    cursor and would loop forever). The resolved URL is the token; use it with
+    `page_token_option: RequestPath`.
 
     The link is read from the response header `link_header` (any letter case), or else from
     `cursor_value`. A header is read without parsing the body a second time: for pages of
@@ -72,7 +73,9 @@ class NextLinkPagination(CursorPaginationStrategy):
             return None
         base = str(self._url_base.eval(self.config)).rstrip("/")
         url = resolve_next_link(base, str(link), self.vendor)
-        if url in (last_page_token_value, response.request.url):
+        # The page just read is the one asked for, whatever redirects made of its URL.
+        read = {response.request.url, *(hop.request.url for hop in response.history)}
+        if url == last_page_token_value or url in read:
             raise AirbyteTracedException(
                 message=(
                     f"{self.vendor} returned the same next-page link twice, so paging would never "
