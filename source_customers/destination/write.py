@@ -84,8 +84,8 @@ class Writer:
         # One queue for every worker: whichever is free takes the next record. Dealt to a
         # queue per worker by key instead, the input waited on the busiest worker while the
         # others ran dry (10,000 Malomo rows: 9% slower than a thread pool's loop).
-        self.work: queue.Queue[Any] = queue.Queue()
-        self.results: queue.Queue[Any] = queue.Queue()
+        self.work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.capacity = QUEUED_PER_WORKER * self.workers  # records read and not yet ended
         self.in_flight = 0
         # A key with a record queued or being applied, and its next records, in input order:
