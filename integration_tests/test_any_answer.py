@@ -151,6 +151,11 @@ def test_loke_next_link_repeating_a_redirected_page_stops_the_sync() -> None:
                                                                  NextLink("repeat"))))
 
 
+def test_loke_token_request_redirected_fails_naming_the_redirect() -> None:
+    # A 307 would send the client secret again, wherever it points.
+    check_scenario("loke", Scenario("client_credentials", False, (), (Redirect("same"),)))
+
+
 def test_capillary_token_request_meeting_408_is_retried() -> None:
     check_scenario("capillary", Scenario("oauth", False, (), (Status(408),)))
 

@@ -666,7 +666,22 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
-_current = threading.local()  # .deadline: the request this thread is sending, if any
+# .deadline: the request this thread is sending, if any; .no_redirects: see below
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def redirects_refused() -> Iterator[None]:
+    """Meanwhile, this thread's requests follow no redirect: an answer that redirects raises
+    `requests.HTTPError` (carrying that answer) before `requests` would send the request
+    again, body and all, where it points. For a request whose body holds a secret, sent by
+    code that follows redirects (the CDK's OAuth token request)."""
+    before = getattr(_current, "no_redirects", False)
+    _current.no_redirects = True
+    try:
+        yield
+    finally:
+        _current.no_redirects = before
 
 
 def send_within_deadline(
@@ -695,6 +710,9 @@ def send_within_deadline(
         response = _requests_send(adapter, request, *args, **kwargs)
         if not kwargs.get("stream"):
             response.content  # noqa: B018  read within the deadline
+        if response.is_redirect and getattr(_current, "no_redirects", False):
+            raise requests.exceptions.HTTPError(
+                f"redirected (HTTP {response.status_code}); not followed", response=response)
         return response
     except requests.exceptions.RequestException:
         if not deadline.expired:
@@ -1435,6 +1453,10 @@ class LastItemCursorPagination(PaginationStrategy):
 
 # --- source_customers/components/loke.py ---
 
+class TokenRequestRefused(AirbyteTracedException):
+    """A token request refused in a way this module has already put in words."""
+
+
 @dataclass
 class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
     """LOKE's OAuth2 client_credentials token, fetched once per sync and shared by all streams.
@@ -1444,7 +1466,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
     so this one keeps it per token endpoint and client until it expires. A token the API has
     rejected is never handed out again. A wrong client ID or secret (OAuth2's
     `invalid_client`) becomes a config error that says so, instead of the CDK's wording about
-    refresh tokens, which a client_credentials grant does not have.
+    refresh tokens, which a client_credentials grant does not have. The token request follows
+    no redirect: `requests` would send the body, client secret included, where it points.
     """
 
     _tokens: ClassVar[dict[tuple[str, str, str], tuple[str, AirbyteDateTime]]] = {}
@@ -1461,7 +1484,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             try:
                 fresh: tuple[str, AirbyteDateTime] = super().refresh_access_token()
             except AirbyteTracedException as error:
-                if error.failure_type != FailureType.config_error:
+                if error.failure_type != FailureType.config_error or \
+                        isinstance(error, TokenRequestRefused):
                     raise
                 raise AirbyteTracedException(
                     message=(
@@ -1476,9 +1500,21 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             return fresh
 
     @staticmethod
-    def _refused(response: requests.Response) -> AirbyteTracedException:
+    def _refused(response: requests.Response) -> TokenRequestRefused:
         """A token request refused other than as `invalid_client` (400 without that code,
-        403, 404, ...): the config is what can fix it, so it says which keys."""
+        403, 404, ..., or a redirect): the config is what can fix it, so it says which keys."""
+        if response.is_redirect:
+            target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+            return TokenRequestRefused(
+                message=(
+                    f"The OAuth2 token endpoint redirected the request (HTTP "
+                    f"{response.status_code}) to {target.scheme}://{target.netloc}{target.path}; "
+                    "not followed, since it would send the client secret again. Check "
+                    "credentials.token_url."
+                ),
+                internal_message=f"token request redirected with HTTP {response.status_code}",
+                failure_type=FailureType.config_error,
+            )
         said = ""
         try:
             body = response.json()
@@ -1488,7 +1524,7 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             parts = [str(body[k]) for k in ("error", "error_description", "message")
                      if isinstance(body.get(k), (str, int))]
             said = f": {'; '.join(parts)[:200]}" if parts else ""
-        return AirbyteTracedException(
+        return TokenRequestRefused(
             message=(
                 f"The OAuth2 token endpoint answered HTTP {response.status_code}{said}. Check "
                 "credentials.token_url, credentials.client_id and credentials.client_secret."
@@ -1505,7 +1541,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
     def _make_handled_request(self) -> Any:
         for attempt in range(self._broken_answer_retries + 1):
             try:
-                answer = super()._make_handled_request()
+                with redirects_refused():
+                    answer = super()._make_handled_request()
             except (requests.exceptions.JSONDecodeError,
                     requests.exceptions.ChunkedEncodingError) as error:
                 problem = f"a body that is cut short or not JSON ({type(error).__name__})"

@@ -23,7 +23,7 @@ import test_capillary as capillary
 import test_loke as loke
 import test_malomo as malomo
 import test_okendo as okendo
-from conftest import ids, read
+from conftest import check, ids, read, transcript
 from source_customers.components import answers
 from source_customers.runtime import deadline
 
@@ -229,6 +229,31 @@ def test_a_request_without_a_timeout_still_has_a_deadline(
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(trickling_server, data={"grant_type": "client_credentials"})
     assert time.monotonic() - started < 2
+
+
+REDIRECT_ELSEWHERE = (b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:9/token\r\n"
+                      b"Content-Length: 0\r\n\r\n")
+
+
+def test_a_redirect_is_not_followed_where_redirects_are_refused() -> None:
+    for url in trickle(REDIRECT_ELSEWHERE):
+        with deadline.redirects_refused(), pytest.raises(requests.exceptions.HTTPError,
+                                                         match="HTTP 307"):
+            requests.post(url, data={"client_secret": "cs"})
+        with pytest.raises(requests.exceptions.ConnectionError):  # followed, to port 9
+            requests.post(url, data={"client_secret": "cs"})
+
+
+def test_loke_token_request_redirected_fails_check_and_is_not_followed(tmp_path: Any) -> None:
+    for url in trickle(REDIRECT_ELSEWHERE):
+        credentials = {"auth_type": "client_credentials", "client_id": "cid",
+                       "client_secret": "cs-secret-997", "token_url": url}
+        output = check(loke.config(credentials=credentials), tmp_path)
+        message = output.connection_status_messages[0].connectionStatus.message
+        assert message.startswith("The OAuth2 token endpoint redirected the request (HTTP 307) "
+                                  "to http://127.0.0.1:9/token; not followed")
+        assert "credentials.token_url" in message
+        assert "cs-secret-997" not in transcript(output)
 
 
 def test_retry_after_seconds_reads_both_forms_of_rfc_9110() -> None:

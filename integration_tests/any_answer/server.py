@@ -227,12 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
                 served.note = f"{len(payload)} bytes: within the deadline"
             served.held = self._trickle(real, payload, behaviour.interval)
         elif isinstance(behaviour, Redirect):
-            if behaviour.kind == "same" and served.token and \
-                    self.server_state.world.vendor == "capillary":
-                # Documented: Capillary's token request follows no redirect (a 307 would
-                # send the secret again), so the sync fails naming the status.
+            if behaviour.kind == "same" and served.token:
+                # Documented: neither token request follows a redirect (a 307 would send
+                # the secret again), so the sync fails naming the status.
                 served.effect, served.words = "fatal", ("307", "redirect")
-                served.note = "Capillary's token request follows no redirect"
+                served.note = "a token request follows no redirect"
                 self._send(Response(307, {"message": "Temporary Redirect"}, {
                     "Location": _with(served.target, HOP, served.n)}))
             elif behaviour.kind == "same":

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -16,6 +17,11 @@ from airbyte_cdk.utils.datetime_helpers import AirbyteDateTime, ab_datetime_now
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_customers.components.answers import unexpected
+from source_customers.runtime.deadline import redirects_refused
+
+
+class TokenRequestRefused(AirbyteTracedException):
+    """A token request refused in a way this module has already put in words."""
 
 
 @dataclass
@@ -27,7 +33,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
     so this one keeps it per token endpoint and client until it expires. A token the API has
     rejected is never handed out again. A wrong client ID or secret (OAuth2's
     `invalid_client`) becomes a config error that says so, instead of the CDK's wording about
-    refresh tokens, which a client_credentials grant does not have.
+    refresh tokens, which a client_credentials grant does not have. The token request follows
+    no redirect: `requests` would send the body, client secret included, where it points.
     """
 
     _tokens: ClassVar[dict[tuple[str, str, str], tuple[str, AirbyteDateTime]]] = {}
@@ -44,7 +51,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             try:
                 fresh: tuple[str, AirbyteDateTime] = super().refresh_access_token()
             except AirbyteTracedException as error:
-                if error.failure_type != FailureType.config_error:
+                if error.failure_type != FailureType.config_error or \
+                        isinstance(error, TokenRequestRefused):
                     raise
                 raise AirbyteTracedException(
                     message=(
@@ -59,9 +67,21 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             return fresh
 
     @staticmethod
-    def _refused(response: requests.Response) -> AirbyteTracedException:
+    def _refused(response: requests.Response) -> TokenRequestRefused:
         """A token request refused other than as `invalid_client` (400 without that code,
-        403, 404, ...): the config is what can fix it, so it says which keys."""
+        403, 404, ..., or a redirect): the config is what can fix it, so it says which keys."""
+        if response.is_redirect:
+            target = urlsplit(urljoin(response.url, response.headers.get("Location", "")))
+            return TokenRequestRefused(
+                message=(
+                    f"The OAuth2 token endpoint redirected the request (HTTP "
+                    f"{response.status_code}) to {target.scheme}://{target.netloc}{target.path}; "
+                    "not followed, since it would send the client secret again. Check "
+                    "credentials.token_url."
+                ),
+                internal_message=f"token request redirected with HTTP {response.status_code}",
+                failure_type=FailureType.config_error,
+            )
         said = ""
         try:
             body = response.json()
@@ -71,7 +91,7 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
             parts = [str(body[k]) for k in ("error", "error_description", "message")
                      if isinstance(body.get(k), (str, int))]
             said = f": {'; '.join(parts)[:200]}" if parts else ""
-        return AirbyteTracedException(
+        return TokenRequestRefused(
             message=(
                 f"The OAuth2 token endpoint answered HTTP {response.status_code}{said}. Check "
                 "credentials.token_url, credentials.client_id and credentials.client_secret."
@@ -88,7 +108,8 @@ class SharedClientCredentialsOAuthenticator(DeclarativeOauth2Authenticator):
     def _make_handled_request(self) -> Any:
         for attempt in range(self._broken_answer_retries + 1):
             try:
-                answer = super()._make_handled_request()
+                with redirects_refused():
+                    answer = super()._make_handled_request()
             except (requests.exceptions.JSONDecodeError,
                     requests.exceptions.ChunkedEncodingError) as error:
                 problem = f"a body that is cut short or not JSON ({type(error).__name__})"

@@ -1,5 +1,7 @@
 """A total deadline for every request: `requests` bounds the wait for each byte, not for
-the answer, so a server that trickles a byte a second would hold a sync forever."""
+the answer, so a server that trickles a byte a second would hold a sync forever. Every
+request passes here, so here too a request whose sender follows redirects can be kept from
+following one (`redirects_refused`)."""
 
 # No `from __future__ import annotations`: bundled into the platform's components file
 # (scripts/bundle.py), where dataclasses cannot resolve string annotations.
@@ -8,6 +10,7 @@ import heapq
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -83,7 +86,22 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
-_current = threading.local()  # .deadline: the request this thread is sending, if any
+# .deadline: the request this thread is sending, if any; .no_redirects: see below
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def redirects_refused() -> Iterator[None]:
+    """Meanwhile, this thread's requests follow no redirect: an answer that redirects raises
+    `requests.HTTPError` (carrying that answer) before `requests` would send the request
+    again, body and all, where it points. For a request whose body holds a secret, sent by
+    code that follows redirects (the CDK's OAuth token request)."""
+    before = getattr(_current, "no_redirects", False)
+    _current.no_redirects = True
+    try:
+        yield
+    finally:
+        _current.no_redirects = before
 
 
 def send_within_deadline(
@@ -112,6 +130,9 @@ def send_within_deadline(
         response = _requests_send(adapter, request, *args, **kwargs)
         if not kwargs.get("stream"):
             response.content  # noqa: B018  read within the deadline
+        if response.is_redirect and getattr(_current, "no_redirects", False):
+            raise requests.exceptions.HTTPError(
+                f"redirected (HTTP {response.status_code}); not followed", response=response)
         return response
     except requests.exceptions.RequestException:
         if not deadline.expired:
