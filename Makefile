@@ -97,7 +97,7 @@ integration: install
 	$(BIN)/pytest integration_tests
 
 lint: install
-	$(BIN)/ruff check source_customers
+	$(BIN)/ruff check source_customers unit_tests integration_tests bench scripts
 	$(BIN)/mypy source_customers
 
 demo: $(DEMO_INSTALLED)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXECUTABLE = shutil.which("source-customers", path=str(Path(sys.executable).parent)) or "source-customers"
+EXECUTABLE = (shutil.which("source-customers", path=str(Path(sys.executable).parent))
+              or "source-customers")
 
 
 @dataclass
@@ -26,7 +27,8 @@ class Output:
         return [m for m in self.messages if m["type"] == kind]
 
     def records(self, stream: str) -> list[dict[str, Any]]:
-        return [m["record"]["data"] for m in self.of_type("RECORD") if m["record"]["stream"] == stream]
+        return [m["record"]["data"] for m in self.of_type("RECORD")
+                if m["record"]["stream"] == stream]
 
     def keys(self, stream: str, *key: str) -> list[Any]:
         """Primary keys of the stream's records, in order, duplicates kept."""

@@ -43,7 +43,7 @@ from source_customers.runtime import hooks
 
 # As `source-customers` does before every command: the request deadline, progress, masking.
 hooks.install()
-from source_customers.vendors import load_manifest
+from source_customers.vendors import load_manifest  # noqa: E402  after the hooks, on purpose
 
 _REAL_SLEEP = time.sleep
 

@@ -5,9 +5,9 @@ without Retry-After, 5xx, a proxy's HTML page, a reset connection, a server that
 silent, a 200 whose body is cut short, a connection dropped mid-body). The read runs
 in-process (see in_process.py: the retries' waits are recorded, not waited) over real HTTP;
 the installed CLI meets 429s and 5xx in each vendor's own test module. The outcome must be
-exactly the records the sandbox holds (what a clean read returns). With a tenth of the requests faulted a
-sync is well inside the retries docs/guarantees.md promises, so it must succeed, exactly; the clear
-failure is tested where the retries run out.
+exactly the records the sandbox holds (what a clean read returns). With a tenth of the
+requests faulted a sync is well inside the retries docs/guarantees.md promises, so it must
+succeed, exactly; the clear failure is tested where the retries run out.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def config(vendor: str, url: str) -> dict[str, Any]:
 
 
 class _Html(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+    def do_GET(self) -> None:
         self.server.requests += 1  # type: ignore[attr-defined]
         page = b"<html><body><h1>404 Not Found</h1></body></html>"
         self.send_response(404)
@@ -106,7 +106,8 @@ def test_check_of_a_server_of_html_pages_names_base_url(
     message, _ = failed_check(vendor, f"http://127.0.0.1:{port}")
     assert message.startswith(f"127.0.0.1:{port} answered ")
     assert message.endswith(" with HTTP 404 and an HTML page, not "
-                            f"{ {'loke': 'LOKE'}.get(vendor, vendor.title())}'s API: check base_url.")
+                            f"{ {'loke': 'LOKE'}.get(vendor, vendor.title())}'s API: "
+                            "check base_url.")
     assert html_server.requests == 1  # type: ignore[attr-defined]
 
 

@@ -16,13 +16,15 @@ from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, _run_command, 
 from airbyte_cdk.test.entrypoint_wrapper import read as cdk_read
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from source_customers import run  # noqa: F401  registers the components module
-from source_customers import masking
+from source_customers import (
+    masking,
+    run,  # noqa: F401  registers the components module
+)
 from source_customers.runtime import hooks
 
 # As `source-customers` does before every command: the request deadline, progress, masking.
 hooks.install()
-from source_customers.vendors import load_manifest
+from source_customers.vendors import load_manifest  # noqa: E402  after the hooks, on purpose
 
 
 @pytest.fixture(autouse=True)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 import requests
-from airbyte_cdk.models import SyncMode
-
 import test_capillary as capillary
 import test_loke as loke
 import test_malomo as malomo
 import test_okendo as okendo
+from airbyte_cdk.models import SyncMode
+
 from conftest import check, ids, read, transcript
 from source_customers.components import answers
 from source_customers.runtime import deadline

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests_mock as rm
@@ -112,8 +112,8 @@ def test_absent_and_null_fields_are_never_sent(malomo: list[dict[str, Any]],
 def test_an_email_matches_whatever_its_letter_case(malomo: list[dict[str, Any]],
                                                    requests_mock: rm.Mocker) -> None:
     put = requests_mock.put("https://malomo.test/customers/cus_1", json={"id": "cus_1"})
-    out, writer = run_write(MALOMO, catalog("update", ["email"]),
-                            [record({"email": "zoe@EXAMPLE.com", "first_name": "Zoé"})])
+    _, writer = run_write(MALOMO, catalog("update", ["email"]),
+                          [record({"email": "zoe@EXAMPLE.com", "first_name": "Zoé"})])
     assert put.call_count == 1
     assert writer.streams["segment"].kinds == {"updated": 1}
 
@@ -226,7 +226,7 @@ def test_a_classic_catalog_writes_the_object_of_the_streams_name(
 class _Slow:
     """An applier that ends records when told, to watch STATE wait for them."""
 
-    key = ["email"]
+    key: ClassVar[list[str]] = ["email"]
 
     def __init__(self) -> None:
         self.release = threading.Event()

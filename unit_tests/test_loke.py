@@ -47,13 +47,15 @@ def test_x_next_page_as_absolute_path_is_followed(requests_mock: Any) -> None:
 
 
 def test_x_next_page_as_absolute_url_is_followed(requests_mock: Any) -> None:
-    requests_mock.get(CUSTOMERS, [page([customer(1)], f"{CUSTOMERS}?after=abc"), page([customer(2)])])
+    requests_mock.get(CUSTOMERS, [page([customer(1)], f"{CUSTOMERS}?after=abc"),
+                                  page([customer(2)])])
     output = read(config(), "customers")
     assert ids(output, "customers", "id") == ["C0001", "C0002"]
 
 
 def test_x_next_page_header_name_in_lower_case_is_followed(requests_mock: Any) -> None:
-    first = {"json": [customer(1)], "headers": {"x-next-page": f"/organizations/{ORG}/customers?after=z"}}
+    first = {"json": [customer(1)],
+             "headers": {"x-next-page": f"/organizations/{ORG}/customers?after=z"}}
     requests_mock.get(CUSTOMERS, [first, page([customer(2)])])
     assert ids(read(config(), "customers"), "customers", "id") == ["C0001", "C0002"]
 
@@ -87,7 +89,8 @@ def test_next_page_that_repeats_stops_with_error(requests_mock: Any) -> None:
 def test_incremental_stops_paging_once_past_saved_cursor(requests_mock: Any) -> None:
     newer = [customer(1, "2024-06-02T00:00:00Z"), customer(2, "2024-06-01T00:00:00Z")]
     older = [customer(3, "2024-04-01T00:00:00Z")]
-    requests_mock.get(CUSTOMERS, [page(newer + older, "/next-1"), page([customer(4, "2020-01-01T00:00:00Z")])])
+    requests_mock.get(CUSTOMERS, [page(newer + older, "/next-1"),
+                                  page([customer(4, "2020-01-01T00:00:00Z")])])
     output = read(config(), "customers", sync_mode=SyncMode.incremental,
                   state={"customers": {"updatedAt": "2024-05-01T00:00:00Z"}})
     assert ids(output, "customers", "id") == ["C0001", "C0002"]
@@ -107,7 +110,8 @@ def test_memberships_carry_customer_id_and_page_by_x_next_page(requests_mock: An
     requests_mock.get(CUSTOMERS, **page([customer(1), customer(2)]))
     lists = [{"id": f"L{n}", "name": "Loyal Customers"} for n in range(12)]
     requests_mock.get(f"{CUSTOMERS}/C0001/memberships",
-                      [page(lists[:10], f"/organizations/{ORG}/customers/C0001/memberships?after=x"),
+                      [page(lists[:10],
+                            f"/organizations/{ORG}/customers/C0001/memberships?after=x"),
                        page(lists[10:])])
     requests_mock.get(f"{CUSTOMERS}/C0002/memberships", **page([]))
     output = read(config(), "customer_memberships")
@@ -137,7 +141,8 @@ def test_auth_and_organization_errors_fail_check_readably(
     assert TOKEN not in transcript(output)
 
 
-def test_429_is_retried_honouring_retry_after(requests_mock: Any, _no_backoff_sleep: list[float]) -> None:
+def test_429_is_retried_honouring_retry_after(requests_mock: Any,
+                                              _no_backoff_sleep: list[float]) -> None:
     requests_mock.get(CUSTOMERS, [{"status_code": 429, "headers": {"Retry-After": "7"}},
                                   page([customer(1)])])
     assert ids(read(config(), "customers"), "customers", "id") == ["C0001"]

@@ -416,7 +416,8 @@ def test_lookup_facts_are_logged_once_per_sync(requests_mock: Any) -> None:
 # --- reviews and loyalty ------------------------------------------------------------------
 
 def review(rid: str, status: str = "approved") -> dict[str, Any]:
-    return {"reviewId": rid, "status": status, "rating": 5, "dateCreated": "2025-06-26T13:24:34.170Z",
+    return {"reviewId": rid, "status": status, "rating": 5,
+            "dateCreated": "2025-06-26T13:24:34.170Z",
             "reviewer": {"displayName": "Tim C.", "location": {"country": {"code": "au"}}}}
 
 
@@ -488,7 +489,8 @@ def test_loyalty_customers_are_read_by_address_once_each_and_carry_it(requests_m
     records = [m.record.data for m in output.records]
     assert {(r["loyaltyCustomerId"], r["email"]) for r in records} == {
         ("l-zoe.muller", ZOE), ("l-mateo.garcia", MATEO)}
-    asked = [r.qs["email"][0] for r in requests_mock.request_history if r.path.endswith("/customers")]
+    asked = [r.qs["email"][0] for r in requests_mock.request_history
+             if r.path.endswith("/customers")]
     assert sorted(asked) == sorted([ZOE, MATEO])
 
 

@@ -7,7 +7,8 @@ Run as a script (`python integration_tests/any_answer/launch.py read --config ..
    layer or `source_customers` returns at once (every retry still happens, over real HTTP).
    Any other sleep (an API budget pacing requests, a thread pool polling) really sleeps.
 2. Every requester's connect and read timeout in the loaded manifests becomes
-   `ANY_ANSWER_DEADLINE` seconds (default 1), and so does `DEFAULT_DEADLINE_SECONDS` (runtime/deadline.py)
+   `ANY_ANSWER_DEADLINE` seconds (default 1), and so does `DEFAULT_DEADLINE_SECONDS`
+   (runtime/deadline.py)
    (the deadline of requests sent without a timeout) where it exists.
 3. Then `source_customers.__main__.run()` runs, exactly like the installed command.
 

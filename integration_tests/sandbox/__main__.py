@@ -5,6 +5,7 @@ Writes FILE, a JSON object of vendor -> {"url", "config"}, once all servers list
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -22,10 +23,8 @@ def main(out: str) -> None:
     print("sandbox: " + ", ".join(f"{n} at {v['url']}" for n, v in listing.items()), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     for server in servers.values():
         server.stop()
 

@@ -86,7 +86,8 @@ class Api(VendorApi):
             "id": seed.ulid(r),
             "createdAt": seed.iso(created),
             "updatedAt": seed.iso(updated),
-            "dob": seed.maybe(r, f"{r.randrange(1950, 2006)}-{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}", 0.6),
+            "dob": seed.maybe(r, f"{r.randrange(1950, 2006)}-{r.randrange(1, 13):02d}-"
+                                 f"{r.randrange(1, 29):02d}", 0.6),
             "email": seed.maybe(r, seed.email(r, given, family, n), 0.9),
             "firstName": given,
             "lastName": family,

@@ -33,5 +33,6 @@ def suite_for(vendor: str) -> type[DeclarativeSourceTestSuite]:
     return Suite
 
 
-for _vendor in sorted(p.name for p in HERE.iterdir() if (p / "acceptance-test-config.yml").exists()):
+for _vendor in sorted(p.name for p in HERE.iterdir()
+                      if (p / "acceptance-test-config.yml").exists()):
     globals()[f"TestStandard{_vendor.title()}"] = suite_for(_vendor)
