@@ -171,7 +171,8 @@ test-pythons: $(VENV)/requirements-dev.txt
 # ANY_ANSWER_EXAMPLES sets the examples per test (default 150).
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest integration_tests/test_any_answer.py \
-		integration_tests/test_write_any_answer.py -p no:cacheprovider
+		integration_tests/test_write_any_answer.py integration_tests/test_agent_any_answer.py \
+		-p no:cacheprovider
 
 # Every vendor's sandbox API on 127.0.0.1, with .sandbox/<vendor>/config.json and catalog.json
 # to read it (README, "Running it"): `sandbox` serves until Ctrl-C, `sandbox-start` in the
