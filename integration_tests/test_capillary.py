@@ -95,6 +95,17 @@ def test_read_returns_exactly_the_known_customers(url: str, api: capillary.Api, 
     assert secrets_in(output, api) == []
 
 
+def test_a_malformed_identifier_is_skipped_like_an_unknown_one(url: str,
+                                                               api: capillary.Api) -> None:
+    mobiles = [*mixed_mobiles(api, known=3, unknown=1), "98x77"]
+    output = read_all(url, identifiers=mobiles)
+    assert output.returncode == 0, output.errors or output.stderr[-2000:]
+    assert_same_keys(output.keys("customers", "id"), api.expected_ids("mobile", mobiles))
+    assert len([line for line in output.logs() if "(code 8013)" in line]) == 1
+    assert len([line for line in output.logs() if "(code 8015)" in line]) == 1
+    assert "98x77" not in output.text
+
+
 def test_emails_and_external_ids_with_leading_zeros(url: str, api: capillary.Api) -> None:
     with_ids = [c for c in api.customers if api.identifier(c, "externalId")][:8]
     external_ids = [str(api.identifier(c, "externalId")) for c in with_ids]

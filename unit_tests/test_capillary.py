@@ -137,6 +137,23 @@ def test_customer_not_found_8015_is_skipped_and_logged_without_the_identifier(
     assert "919700000002" not in transcript(output)
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_identifier_judged_invalid_8013_is_skipped_and_logged_without_the_identifier(
+        requests_mock: Any, status: int) -> None:
+    requests_mock.get(LOOKUP, json=answer_by_identifier({
+        "919700000001": (200, customer(1)),
+        "98x77": (status, body_error(8013, "Invalid mobile")),
+        "919700000003": (status, NOT_FOUND)}))
+    output = read(config("919700000001", "98x77", "919700000003"), "customers")
+    assert ids(output, "customers", "id") == [565000001]
+    assert not output.errors
+    assert [m.log.message for m in output.logs if "code 8013" in m.log.message] == [
+        "Skipped an identifier: Capillary judged it not a valid mobile (code 8013). Check the "
+        "identifiers listed: a mobile number needs its country code, digits only."]
+    assert len([m for m in output.logs if "code 8015" in m.log.message]) == 1
+    assert "98x77" not in transcript(output)
+
+
 def test_skip_message_names_missing_account_id_for_other_sources(requests_mock: Any) -> None:
     requests_mock.get(LOOKUP, json=NOT_FOUND)
     output = read(config(source="ECOMMERCE"), "customers")
