@@ -146,9 +146,9 @@ class LookupHttp(VendorHttp):
         super().__init__(*args, **kwargs)
         self._local = threading.local()
 
-    def _answer(self, response: requests.Response) -> Answer:
+    def read_answer(self, response: requests.Response) -> Answer:
         self._local.response = response
-        answer = super()._answer(response)
+        answer = super().read_answer(response)
         self._local.body = answer.body
         return answer
 

@@ -121,7 +121,7 @@ class VendorHttp:
                 problem = (f"{self.writes.vendor} gave no answer to {endpoint.method} "
                            f"{endpoint.path} ({type(error).__name__})")
                 continue
-            answer = self._answer(response)
+            answer = self.read_answer(response)
             if response.status_code in self.writes.answers.fail_statuses:
                 raise _failed(self._credentials_refused(endpoint, answer),
                               FailureType.config_error)
@@ -196,7 +196,9 @@ class VendorHttp:
             return asked
         return min(60.0, 2.0 ** attempt) * (0.5 + random.random() / 2)
 
-    def _answer(self, response: requests.Response) -> Answer:
+    def read_answer(self, response: requests.Response) -> Answer:
+        """The vendor's answer as its writes manifest reads it; every response passes here
+        (the agent's lookups keep the response itself too)."""
         # An empty body (Malomo's 204 to a DELETE) is no document: not parsed, which would
         # log the parser's complaint as an error.
         parsed = _json_body(response) if response.content.strip() else None
