@@ -161,7 +161,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "the total deadline of each request (each request is bounded by its read timeout "
-        "between bytes only)",
+        "between bytes only), and LOKE's token request refusing redirects",
         (TouchPoint(HTTPAdapter, "send",
                     ("self", "request", "stream", "timeout", "verify", "cert", "proxies")),
          TouchPoint(HTTPConnection, "getresponse", ("self",))),
