@@ -334,6 +334,35 @@ def test_progress_is_told_while_a_write_runs(monkeypatch: pytest.MonkeyPatch) ->
                for line in told), told
 
 
+def test_a_lingering_record_holds_back_reading_once_its_epochs_fill_the_queue() -> None:
+    """One record applied slowly holds back the STATEs after it; reading stops once as many
+    epochs wait as records may be in flight, instead of piling up every STATE meanwhile
+    (found on Python 3.13, where a worker preempted with the oldest record let 368 pile up)."""
+    from source_customers.destination.write import StreamWrite
+
+    slow = _Slow()
+    out: list[dict[str, Any]] = []
+    writer = Writer({"segment": StreamWrite("segment", slow)},  # type: ignore[arg-type]
+                    2, RejectedRecords(None), out.append, False)
+    held: list[int] = []
+
+    def lines() -> Iterator[bytes]:
+        yield record({"email": "first", "n": -1, "slow": True})
+        yield state(-1)
+        for n in range(1000):
+            yield record({"email": f"k{n}", "n": n})
+            yield state(n)
+            held.append(len(writer.epochs))
+
+    releasing = threading.Timer(1.0, slow.release.set)
+    releasing.start()
+    writer.run(lines())
+    releasing.join()
+    echoed = [m["state"]["global"]["shared_state"]["n"] for m in out if m["type"] == "STATE"]
+    assert echoed == list(range(-1, 1000))
+    assert max(held) <= 2 * 64 + 2
+
+
 def test_an_echoed_states_epoch_is_forgotten_so_memory_does_not_grow_with_states() -> None:
     """A source may send a STATE after every record: the writer keeps only the epochs whose
     STATE is not yet echoed, not one per STATE read."""

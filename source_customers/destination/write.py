@@ -7,8 +7,10 @@ has ended, so records with one key are applied in input order. The main thread r
 deals, and writes every message out (one writer: lines never interleave). A record is in the
 epoch of the next STATE; a STATE is echoed once its epoch and every one before it are done,
 with `destinationStats` counting its epoch's records and rejected records. Input is read no
-faster than it is applied (at most `QUEUED_PER_WORKER` records a worker read and not yet
-ended), and an epoch is forgotten once echoed: memory stays flat however many rows come.
+faster than it is applied: at most `QUEUED_PER_WORKER` records a worker read and not yet
+ended, and as many epochs not yet echoed (one record lingering holds back the STATEs after
+it, which would otherwise pile up as fast as the others end). An epoch is forgotten once
+echoed: memory stays flat however many rows and STATEs come.
 """
 
 from __future__ import annotations
@@ -171,6 +173,7 @@ class Writer:
                 raise BadInput(f"Line {number} is a record whose data is not an object.")
             self._deal(stream, data)
         elif kind == "STATE":
+            self._make_room()
             self.epochs[self.current].state = message.get("state")
             self.current += 1
             self.epochs[self.current] = _Epoch()
@@ -179,8 +182,7 @@ class Writer:
     def _deal(self, stream: StreamWrite, data: dict[str, Any]) -> None:
         found = stream.applier.key_of(data)
         key = None if found is None else (stream.name, found)
-        while self.in_flight >= self.capacity:  # input is read no faster than it is applied
-            self._collect(block=True, timeout=0.2)
+        self._make_room()
         epoch = self.current
         self.epochs[epoch].outstanding += 1
         stream.records += 1
@@ -193,6 +195,13 @@ class Writer:
                 return
             self.busy[key] = deque()
         self.work.put(item)
+
+    def _make_room(self) -> None:
+        """Input is read no faster than it is applied, nor than its STATEs are echoed. Once
+        the sync has failed, records are passed over and their epochs never end: no wait."""
+        while not self.stop.is_set() and (self.in_flight >= self.capacity
+                                          or len(self.epochs) > self.capacity):
+            self._collect(block=True, timeout=0.2)
 
     def _collect(self, block: bool, timeout: float = 0.0) -> None:
         while True:
